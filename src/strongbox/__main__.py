@@ -1,0 +1,3 @@
+from strongbox.cli.main import app
+
+app(prog_name="strongbox")

@@ -1,0 +1,22 @@
+"""The ``strongbox`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from strongbox import __version__
+from strongbox.cli import repo
+
+app = typer.Typer(help="Strongbox: backup and recovery for application data.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.add_typer(repo.app, name="repo")
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+if __name__ == "__main__":
+    app()
