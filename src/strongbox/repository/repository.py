@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import blake3
 import zstandard
 from pyfastcdc import FastCDC
 
@@ -388,6 +387,17 @@ class Repository:
                 yield from self.iter_tree(node.subtree, path)
 
 
+def needs_passphrase(backend: Backend) -> bool:
+    """Whether opening the repository at ``backend`` takes a passphrase.
+
+    A missing repository answers False, so the caller goes straight on to
+    :meth:`Repository.open` and its clear "no repository" error instead of asking first.
+    """
+    if not backend.is_initialised():
+        return False
+    return bool(json.loads(backend.get("config")).get("encrypted"))
+
+
 def _config_envelope(config: RepoConfig, cipher: Cipher) -> bytes:
     body = cipher.seal(config.to_json())
     return json.dumps({"version": FORMAT_VERSION, "encrypted": cipher.encrypted,
@@ -401,7 +411,3 @@ def _unlock(backend: Backend, passphrase: str) -> tuple[MasterKey, str]:
         except WrongPassphrase:
             continue
     raise WrongPassphrase("wrong passphrase: no key of this repository opens with it")
-
-
-def hash_file_bytes(data: bytes) -> str:
-    return blake3.blake3(data).hexdigest()
