@@ -27,6 +27,10 @@ class InvalidRequest(StrongboxError):
     http_status = 400
 
 
+class InvalidDateRange(InvalidRequest):
+    code = "INVALID_DATE_RANGE"
+
+
 class NotFound(StrongboxError):
     code = "NOT_FOUND"
     http_status = 404
