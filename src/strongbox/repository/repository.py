@@ -284,6 +284,24 @@ class Repository:
             raise IntegrityError(f"{what}: content does not match its id")
         return data
 
+    def save_stream(self, reader: Any, progress: Any = None) -> tuple[list[str], int]:
+        """Chunk a readable binary stream into data blobs; return (blob ids, total bytes)."""
+        content: list[str] = []
+        size = 0
+        for chunk in self.chunker().cut_stream(reader):
+            blob_id, _ = self.save_blob(BlobType.DATA, chunk.data)
+            content.append(blob_id.hex())
+            size += chunk.length
+            if progress is not None:
+                progress.check_cancelled()
+                progress.advance(nbytes=chunk.length)
+        return content, size
+
+    def read_stream(self, content: list[str]) -> Iterator[bytes]:
+        """The data of a stream or file node, chunk by chunk, each verified."""
+        for blob_hex in content:
+            yield self.load_blob(BlobType.DATA, bytes.fromhex(blob_hex))
+
     # --- trees ----------------------------------------------------------------------------
 
     def save_tree(self, tree: Tree) -> str:

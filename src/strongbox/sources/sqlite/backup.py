@@ -1,0 +1,246 @@
+"""Record-aware backup of a SQLite database.
+
+A consistent copy is taken first with SQLite's online backup API (the application can
+keep writing; the copy is one point in time). From that copy the backup stores:
+
+``database.sqlite``  the page-level copy, for an exact full restore (chunked, so unchanged
+                     pages deduplicate across backups); full backups only
+``schema.sql``       every CREATE statement, in dependency order
+``tables/<name>``    each table's rows as a typed row stream (see codec.py), in primary-key
+                     order, with columns, key and row count in the node's ``meta``
+``manifest.json``    source, filters, foreign-key links, row counts per table
+
+A selective backup (filters) stores only the chosen rows with their foreign-key closure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import tempfile
+from fnmatch import fnmatchcase
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from strongbox.errors import SourceError
+from strongbox.progress import NullProgress, Progress
+from strongbox.repository.repository import Repository
+from strongbox.repository.snapshot import Snapshot
+from strongbox.repository.tree import Node, Tree
+from strongbox.sources.sqlite.codec import IteratorReader, encode_rows, text_factory
+from strongbox.sources.sqlite.foreign_keys import (
+    ForeignKey,
+    ForeignKeyGraph,
+    primary_key,
+    quote_identifier,
+    table_columns,
+)
+from strongbox.sources.sqlite.selection import (
+    Key,
+    Selection,
+    child_count_filter,
+    detect_timestamp_column,
+    filter_by_date,
+    select_closure,
+)
+
+FORMAT = "strongbox-sqlite/1"
+
+# Seed 000's BackupContents counters and the tables they count, where such tables exist.
+CONTENT_COUNTERS = {
+    "projects_count": "projects",
+    "sessions_count": "sessions",
+    "messages_count": "messages",
+    "prompts_count": "prompts",
+    "ai_settings_count": "ai_settings",
+}
+
+
+@dataclass
+class DatabaseFilters:
+    """Which rows a selective backup takes (seed 000 BackupFilters, generalised)."""
+
+    records: dict[str, list[Any]] = field(default_factory=dict)  # table → key values
+    date_start: datetime | str | None = None
+    date_end: datetime | str | None = None
+    date_columns: dict[str, str] = field(default_factory=dict)  # table → column
+    min_children: int | None = None
+    max_children: int | None = None
+    count_parent: str = "sessions"
+    count_child: str = "messages"
+    include_tables: Sequence[str] = ()
+    exclude_tables: Sequence[str] = ()
+
+    def is_empty(self) -> bool:
+        return not (self.records or self.date_start or self.date_end
+                    or self.min_children is not None or self.max_children is not None
+                    or self.include_tables or self.exclude_tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, datetime) else v) for k, v in self.__dict__.items()
+                if v not in (None, {}, (), [])}
+
+
+@contextlib.contextmanager
+def consistent_copy(db_path: Path) -> Iterator[sqlite3.Connection]:
+    """A private, point-in-time copy of the database, made with the online backup API."""
+    if not db_path.is_file():
+        raise SourceError(f"{db_path}: no such SQLite database")
+    with tempfile.TemporaryDirectory(prefix="strongbox-sqlite-") as tmp:
+        copy_path = Path(tmp) / "copy.sqlite"
+        try:
+            source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+            target = sqlite3.connect(copy_path)
+            with contextlib.closing(source), contextlib.closing(target):
+                source.backup(target)
+        except sqlite3.DatabaseError as exc:
+            raise SourceError(f"{db_path}: cannot read as SQLite ({exc})") from exc
+        conn = sqlite3.connect(copy_path)
+        conn.text_factory = text_factory
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
+def _schema(conn: sqlite3.Connection) -> list[dict[str, str]]:
+    rows = conn.execute(
+        "SELECT type, name, tbl_name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+        "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid")
+    return [{"type": t, "name": n, "table": tb, "sql": s} for t, n, tb, s in rows]
+
+
+def _select(conn: sqlite3.Connection, graph: ForeignKeyGraph,
+            filters: DatabaseFilters) -> Selection | None:
+    """Keys of the rows a selective backup keeps; None means every row."""
+    roots: dict[str, set[Key]] = {}
+    row_filters = False
+    for table, keys in filters.records.items():
+        roots.setdefault(table, set()).update(k if isinstance(k, tuple) else (k,) for k in keys)
+        row_filters = True
+    if filters.date_start or filters.date_end:
+        row_filters = True
+        for table in graph.tables:
+            column = filters.date_columns.get(table) or detect_timestamp_column(conn, table)
+            if column and not graph.parents(table):
+                _intersect(roots, table, filter_by_date(conn, table, column,
+                                                        filters.date_start, filters.date_end))
+    if filters.min_children is not None or filters.max_children is not None:
+        row_filters = True
+        _intersect(roots, filters.count_parent,
+                   child_count_filter(conn, graph, filters.count_parent, filters.count_child,
+                                      filters.min_children, filters.max_children))
+    if not row_filters:
+        return None
+    return select_closure(conn, graph, roots)
+
+
+def _intersect(roots: dict[str, set[Key]], table: str, keys: set[Key]) -> None:
+    roots[table] = roots[table] & keys if table in roots else set(keys)
+
+
+def _table_wanted(table: str, filters: DatabaseFilters | None) -> bool:
+    if filters is None:
+        return True
+    if filters.include_tables and not any(fnmatchcase(table, p)
+                                          for p in filters.include_tables):
+        return False
+    return not any(fnmatchcase(table, p) for p in filters.exclude_tables)
+
+
+def _rows(conn: sqlite3.Connection, table: str, columns: list[str], key: tuple[str, ...],
+          selected: set[Key] | None) -> Iterator[tuple[Any, ...]]:
+    cols = ", ".join(quote_identifier(c) for c in columns)
+    order = ", ".join(quote_identifier(c) if c != "rowid" else "rowid" for c in key)
+    key_pos = [columns.index(c) for c in key] if "rowid" not in key else None
+    select_cols = cols if key_pos is not None else f"rowid, {cols}"
+    for row in conn.execute(f"SELECT {select_cols} FROM {quote_identifier(table)} "
+                            f"ORDER BY {order}"):
+        if key_pos is None:
+            row_key: Key = (row[0],)
+            row = row[1:]
+        else:
+            row_key = tuple(row[i] for i in key_pos)
+        if selected is None or row_key in selected:
+            yield row
+
+
+def _stream_node(repo: Repository, name: str, data: bytes, progress: Progress) -> Node:
+    content, size = repo.save_stream(IteratorReader([data]), progress)
+    return Node(name=name, type="stream", size=size, content=content)
+
+
+def backup_sqlite(repo: Repository, db_path: str | Path, *,
+                  filters: DatabaseFilters | None = None, tags: Sequence[str] = (),
+                  extra_links: Sequence[ForeignKey] = (),
+                  progress: Progress | None = None) -> Snapshot:
+    progress = progress or NullProgress()
+    db_path = Path(db_path).absolute()
+    filters = filters if filters is not None and not filters.is_empty() else None
+    stats_before = dict(repo.stats)
+    progress.start("copying database")
+    with consistent_copy(db_path) as conn:
+        graph = ForeignKeyGraph.from_connection(conn, extra_links)
+        selection = _select(conn, graph, filters) if filters else None
+        tables = [t for t in graph.topological_order() if _table_wanted(t, filters)]
+        counts = {t: 0 for t in tables}
+        progress.operation("reading tables")
+        table_nodes = []
+        for table in tables:
+            progress.check_cancelled()
+            columns = table_columns(conn, table)
+            key = primary_key(conn, table)
+            chosen = None if selection is None else selection.get(table, set())
+            reader = IteratorReader(encode_rows(_counted(
+                _rows(conn, table, columns, key, chosen), counts, table)))
+            content, size = repo.save_stream(reader, progress)
+            table_nodes.append(Node(name=table, type="stream", size=size, content=content,
+                                    meta={"columns": columns, "primary_key": list(key),
+                                          "rows": counts[table],
+                                          "rowid": "rowid" in key}))
+            progress.advance(items=1)
+        nodes = [
+            Node(name="tables", type="dir", mode=0o755, subtree=repo.save_tree(Tree(table_nodes))),
+            _stream_node(repo, "schema.sql", json.dumps(_schema(conn)).encode(), progress),
+        ]
+        manifest = {
+            "format": FORMAT, "source": str(db_path), "selective": filters is not None,
+            "filters": filters.to_dict() if filters else None,
+            "sqlite_version": sqlite3.sqlite_version, "tables": counts,
+            "links": [link.__dict__ for link in graph.links],
+        }
+        nodes.append(_stream_node(repo, "manifest.json", json.dumps(manifest).encode(),
+                                  progress))
+        if filters is None:
+            progress.operation("storing page copy")
+            copy_path = conn.execute("PRAGMA database_list").fetchone()[2]
+            with open(copy_path, "rb") as fh:
+                content, size = repo.save_stream(fh, progress)
+            nodes.append(Node(name="database.sqlite", type="file", mode=0o644, size=size,
+                              content=content))
+    summary = {"tables": counts, "contents": contents_summary(counts),
+               "selective": filters is not None,
+               **{k: v - stats_before[k] for k, v in repo.stats.items()}}
+    snap = Snapshot(tree=repo.save_tree(Tree(nodes)), paths=[str(db_path)], tags=list(tags),
+                    kind="sqlite", summary=summary)
+    repo.save_snapshot(snap)
+    return snap
+
+
+def _counted(rows: Iterator[tuple[Any, ...]], counts: dict[str, int],
+             table: str) -> Iterator[tuple[Any, ...]]:
+    for row in rows:
+        counts[table] += 1
+        yield row
+
+
+def contents_summary(counts: dict[str, int]) -> dict[str, int]:
+    """Seed 000 BackupContents counters from per-table row counts."""
+    summary = {field_name: counts.get(table, 0) for field_name, table in CONTENT_COUNTERS.items()}
+    summary["total_documents"] = sum(counts.values())
+    return summary

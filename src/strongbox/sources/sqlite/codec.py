@@ -1,0 +1,104 @@
+"""Lossless encoding of database rows as a byte stream.
+
+Rows are MessagePack arrays, concatenated. Every SQLite storage class maps to a MessagePack
+type of its own (NULL → nil, INTEGER → int, REAL → float64, TEXT → str, BLOB → bin), so a
+value comes back with the same type and bytes. TEXT that is not valid UTF-8 (SQLite does
+not check) is kept as an extension type so it, too, survives byte for byte.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+INVALID_TEXT_EXT = 1
+ROWS_PER_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class InvalidText:
+    """A TEXT value whose bytes are not UTF-8."""
+
+    raw: bytes
+
+
+def text_factory(raw: bytes) -> str | InvalidText:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return InvalidText(raw)
+
+
+def _default(value: Any) -> msgpack.ExtType:
+    if isinstance(value, InvalidText):
+        return msgpack.ExtType(INVALID_TEXT_EXT, value.raw)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == INVALID_TEXT_EXT:
+        return InvalidText(data)
+    return msgpack.ExtType(code, data)
+
+
+def encode_rows(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
+    """Yield the encoded stream in batches (so memory stays flat whatever the table size)."""
+    packer = msgpack.Packer(default=_default, use_bin_type=True, autoreset=False)
+    for count, row in enumerate(rows, start=1):
+        packer.pack(row)
+        if count % ROWS_PER_BATCH == 0:
+            yield packer.bytes()
+            packer.reset()
+    tail = packer.bytes()
+    if tail:
+        yield tail
+
+
+def decode_rows(chunks: Iterable[bytes]) -> Iterator[tuple[Any, ...]]:
+    unpacker = msgpack.Unpacker(raw=False, ext_hook=_ext_hook, use_list=False,
+                                max_buffer_size=64 * 1024 * 1024, strict_map_key=False)
+    for chunk in chunks:
+        unpacker.feed(chunk)
+        yield from unpacker
+
+
+def sqlite_value(value: Any) -> Any:
+    """What to hand sqlite3 to store ``value`` with its original storage class."""
+    if isinstance(value, InvalidText):
+        # Bound bytes make a BLOB: the statement must wrap this placeholder in
+        # CAST(? AS TEXT) (see placeholder()) to keep the TEXT class with the same bytes.
+        return value.raw
+    return value
+
+
+def placeholder(value: Any) -> str:
+    return "CAST(? AS TEXT)" if isinstance(value, InvalidText) else "?"
+
+
+class IteratorReader(io.RawIOBase):
+    """A read-only file over an iterator of byte strings, for the chunker."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = b""
+        self.total = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        view = memoryview(target)
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(view), len(self._buffer))
+        view[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        self.total += n
+        return n

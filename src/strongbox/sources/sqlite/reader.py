@@ -1,0 +1,93 @@
+"""Read a database snapshot back: schema, links, tables and their rows, and the page copy.
+
+Restore, preview, export and verification all read snapshots through this one class, so
+the snapshot layout (see backup.py) is known in two places only: where it is written and
+here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from strongbox.errors import InvalidRequest, SourceError
+from strongbox.repository.repository import Repository
+from strongbox.repository.snapshot import Snapshot
+from strongbox.repository.tree import Node
+from strongbox.sources.sqlite.backup import FORMAT
+from strongbox.sources.sqlite.codec import decode_rows
+from strongbox.sources.sqlite.foreign_keys import ForeignKey, ForeignKeyGraph
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    name: str
+    columns: list[str]
+    primary_key: tuple[str, ...]
+    rows: int
+    has_rowid_key: bool  # key is SQLite's implicit rowid (stored as the first value)
+
+
+class SnapshotReader:
+    def __init__(self, repo: Repository, snapshot: Snapshot) -> None:
+        if snapshot.kind not in ("sqlite", "postgres"):
+            raise InvalidRequest(f"snapshot {snapshot.short_id} is a {snapshot.kind} backup, "
+                                 "not a database backup")
+        self.repo = repo
+        self.snapshot = snapshot
+        root = repo.load_tree(snapshot.tree)
+        self._root = {n.name: n for n in root.nodes}
+        self.manifest: dict[str, Any] = json.loads(self._stream("manifest.json"))
+        if self.manifest.get("format", "").split("/")[0] not in ("strongbox-sqlite",
+                                                                  "strongbox-postgres"):
+            raise SourceError(f"snapshot {snapshot.short_id}: unknown database format")
+        tables_node = self._root["tables"]
+        assert tables_node.subtree is not None
+        self._tables: dict[str, Node] = {
+            n.name: n for n in repo.load_tree(tables_node.subtree).nodes}
+
+    def _stream(self, name: str) -> bytes:
+        node = self._root.get(name)
+        if node is None:
+            raise SourceError(f"snapshot {self.snapshot.short_id} has no {name}")
+        return b"".join(self.repo.read_stream(node.content))
+
+    @property
+    def selective(self) -> bool:
+        return bool(self.manifest.get("selective"))
+
+    def schema(self) -> list[dict[str, str]]:
+        """CREATE statements: dicts with type, name, table, sql; tables first."""
+        return list(json.loads(self._stream("schema.sql")))
+
+    def links(self) -> list[ForeignKey]:
+        return [ForeignKey(d["child_table"], tuple(d["child_columns"]), d["parent_table"],
+                           tuple(d["parent_columns"])) for d in self.manifest["links"]]
+
+    def graph(self) -> ForeignKeyGraph:
+        return ForeignKeyGraph(list(self._tables), self.links())
+
+    def tables(self) -> list[TableInfo]:
+        """Tables in the order they were stored (parents before children)."""
+        return [self.table(name) for name in self._tables]
+
+    def table(self, name: str) -> TableInfo:
+        node = self._tables.get(name)
+        if node is None:
+            raise InvalidRequest(f"table {name!r} is not in snapshot {self.snapshot.short_id}")
+        meta = node.meta or {}
+        return TableInfo(name, list(meta["columns"]), tuple(meta["primary_key"]),
+                         int(meta["rows"]), bool(meta.get("rowid")))
+
+    def rows(self, name: str) -> Iterator[tuple[Any, ...]]:
+        """Rows in key order; for rowid-keyed tables the rowid comes first."""
+        node = self._tables.get(name)
+        if node is None:
+            raise InvalidRequest(f"table {name!r} is not in snapshot {self.snapshot.short_id}")
+        return decode_rows(self.repo.read_stream(node.content))
+
+    def page_copy(self) -> Node | None:
+        """The file node of the exact page-level copy (full backups only)."""
+        return self._root.get("database.sqlite")
