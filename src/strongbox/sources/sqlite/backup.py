@@ -19,10 +19,10 @@ import contextlib
 import json
 import sqlite3
 import tempfile
-from fnmatch import fnmatchcase
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 

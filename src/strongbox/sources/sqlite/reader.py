@@ -16,7 +16,6 @@ from strongbox.errors import InvalidRequest, SourceError
 from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
 from strongbox.repository.tree import Node
-from strongbox.sources.sqlite.backup import FORMAT
 from strongbox.sources.sqlite.codec import decode_rows
 from strongbox.sources.sqlite.foreign_keys import ForeignKey, ForeignKeyGraph
 
