@@ -37,9 +37,29 @@ def _decompressor() -> zstandard.ZstdDecompressor:
     return dec
 
 
+# Large blobs are probed before being compressed whole: zstd on random or already
+# compressed data costs as much CPU as on text and saves nothing. Three samples spread
+# over the blob catch mixed content (an image with a text header) as compressible.
+PROBE_MIN_SIZE = 256 * 1024
+PROBE_SAMPLE = 16 * 1024
+
+
+def _worth_compressing(data: bytes | memoryview, level: int) -> bool:
+    if len(data) < PROBE_MIN_SIZE:
+        return True
+    view = memoryview(data)
+    step = (len(view) - PROBE_SAMPLE) // 2
+    comp = _compressor(min(level, 3))
+    for start in (0, step, len(view) - PROBE_SAMPLE):
+        sample = view[start:start + PROBE_SAMPLE]
+        if len(comp.compress(sample)) < PROBE_SAMPLE * (1 - MIN_SAVING):
+            return True
+    return False
+
+
 def encode(data: bytes | memoryview, level: int) -> bytes:
     """Flag byte + payload. ``level`` 0 disables compression."""
-    if level <= 0 or len(data) < 64:
+    if level <= 0 or len(data) < 64 or not _worth_compressing(data, level):
         return RAW + bytes(data)
     packed = _compressor(level).compress(data)
     if len(packed) > len(data) * (1 - MIN_SAVING):
