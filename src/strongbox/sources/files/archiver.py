@@ -28,7 +28,7 @@ from strongbox.repository.snapshot import Snapshot
 from strongbox.repository.tree import Node, Tree
 from strongbox.sources.files.patterns import PathFilter
 
-READ_BUFFER = 4 * 1024 * 1024
+PIPELINE_MIN_SIZE = 8 * 1024 * 1024
 
 
 @dataclass
@@ -46,12 +46,21 @@ class BackupSummary:
 
 
 class _FileJob:
-    """Read one file through the chunker and store its chunks."""
+    """Read one file through the chunker and store its chunks.
 
-    def __init__(self, repo: Repository, progress: Progress) -> None:
+    Chunking and hashing happen on the file's own thread; for large files, compressing and
+    sealing each chunk is handed to a shared saver pool so that one big file keeps both
+    cores busy instead of one. At most ``inflight`` chunks wait for a saver, which bounds
+    memory to that many chunks whatever the file size.
+    """
+
+    def __init__(self, repo: Repository, progress: Progress, savers: ThreadPoolExecutor,
+                 inflight: int) -> None:
         self.repo = repo
         self.progress = progress
         self._local = threading.local()
+        self._savers = savers
+        self._slots = threading.BoundedSemaphore(inflight)
 
     def _chunker(self):  # type: ignore[no-untyped-def]
         # FastCDC objects are not safe to share between threads.
@@ -60,15 +69,35 @@ class _FileJob:
             ch = self._local.chunker = self.repo.chunker()
         return ch
 
-    def __call__(self, path: Path) -> list[str]:
+    def __call__(self, path: Path, size: int) -> list[str]:
         content: list[str] = []
-        with open(path, "rb", buffering=0) as fh:
-            for chunk in self._chunker().cut_stream(fh):
-                self.progress.check_cancelled()
-                blob_id, _ = self.repo.save_blob(BlobType.DATA, chunk.data)
-                content.append(blob_id.hex())
-                self.progress.advance(nbytes=chunk.length)
+        pending: list[Future[None]] = []
+        pipelined = size >= PIPELINE_MIN_SIZE
+        try:
+            with open(path, "rb", buffering=0) as fh:
+                for chunk in self._chunker().cut_stream(fh):
+                    self.progress.check_cancelled()
+                    if not pipelined:
+                        blob_id, _ = self.repo.save_blob(BlobType.DATA, chunk.data)
+                        self.progress.advance(nbytes=chunk.length)
+                    else:
+                        # A copy: the chunker reuses its buffer for the next chunk.
+                        data = bytes(chunk.data)
+                        blob_id = self.repo.blob_id(data)
+                        self._slots.acquire()
+                        pending.append(self._savers.submit(self._save, data, blob_id))
+                    content.append(blob_id.hex())
+        finally:
+            for fut in pending:
+                fut.result()  # wait for all, and raise the first saver error
         return content
+
+    def _save(self, data: bytes, blob_id: bytes) -> None:
+        try:
+            self.repo.save_blob(BlobType.DATA, data, blob_id)
+            self.progress.advance(nbytes=len(data))
+        finally:
+            self._slots.release()
 
 
 class Archiver:
@@ -81,7 +110,8 @@ class Archiver:
         self.summary = BackupSummary()
         self._hardlinks: dict[tuple[int, int], str] = {}
         self._slots = threading.BoundedSemaphore(self.workers * 4)
-        self._job = _FileJob(repo, self.progress)
+        self._savers = ThreadPoolExecutor(self.workers, thread_name_prefix="saver")
+        self._job = _FileJob(repo, self.progress, self._savers, inflight=self.workers * 2)
         self._count_lock = threading.Lock()
 
     def backup(self, paths: Sequence[str | os.PathLike[str]], *, tags: Sequence[str] = (),
@@ -91,7 +121,8 @@ class Archiver:
         self.progress.start("backing up files")
         parent_tree = self.repo.load_tree(parent.tree) if parent else None
         stats_before = dict(self.repo.stats)
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="archiver") as pool:
+        with self._savers, ThreadPoolExecutor(self.workers,
+                                              thread_name_prefix="archiver") as pool:
             self._pool = pool
             nodes = []
             for root in roots:
@@ -206,7 +237,7 @@ class Archiver:
 
     def _read_file(self, path: Path, node: Node) -> Node:
         try:
-            node.content = self._job(path)
+            node.content = self._job(path, node.size)
             with self._count_lock:
                 self.summary.bytes_processed += node.size
             self.progress.advance(items=1)

@@ -12,8 +12,10 @@ against its id as it is read, and only a complete, verified file is renamed into
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +28,8 @@ from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
 from strongbox.repository.tree import Node
 from strongbox.sources.files.patterns import PathFilter
+
+READ_AHEAD = 4
 
 
 @dataclass
@@ -58,6 +62,8 @@ class Restorer:
         self.summary = RestoreSummary()
         self._restored: dict[str, Path] = {}  # snapshot-relative path → restored file
         self._real_target = ""
+        # Reads chunks of large files ahead; decryption and decompression release the GIL.
+        self._loaders = ThreadPoolExecutor(self.workers, thread_name_prefix="loader")
 
     def restore(self, snapshot: Snapshot, subpath: str | None = None) -> RestoreSummary:
         self.target.mkdir(parents=True, exist_ok=True)
@@ -68,7 +74,8 @@ class Restorer:
         dirs: list[tuple[Path, Node]] = []
         links: list[tuple[Path, Node]] = []
         hardlinks: list[tuple[Path, Node, str]] = []
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="restorer") as pool:
+        with self._loaders, ThreadPoolExecutor(self.workers,
+                                               thread_name_prefix="restorer") as pool:
             futures: list[Future[None]] = []
             for rel, node in self._walk(nodes, base):
                 dest = self._destination(rel, base)
@@ -144,9 +151,8 @@ class Restorer:
         fd = os.open(tmp, flags, 0o600)
         try:
             with os.fdopen(fd, "wb") as fh:
-                for blob_hex in node.content:
+                for data in self._chunks(node):
                     self.progress.check_cancelled()
-                    data = self.repo.load_blob(BlobType.DATA, bytes.fromhex(blob_hex))
                     fh.write(data)
                     self.progress.advance(nbytes=len(data))
             self._set_metadata(tmp, node)
@@ -158,6 +164,28 @@ class Restorer:
         self.summary.files += 1
         self.summary.bytes_written += node.size
         self.progress.advance(items=1)
+
+    def _chunks(self, node: Node) -> Iterator[bytes]:
+        """A file's chunks in order; a large file's are read ahead by the loader pool."""
+        ids = [bytes.fromhex(h) for h in node.content]
+        if len(ids) < 3:
+            for blob_id in ids:
+                yield self.repo.load_blob(BlobType.DATA, blob_id)
+            return
+        window: deque[Future[bytes]] = deque()
+        pending = iter(ids)
+        try:
+            for blob_id in itertools.islice(pending, READ_AHEAD):
+                window.append(self._loaders.submit(self.repo.load_blob, BlobType.DATA, blob_id))
+            while window:
+                data = window.popleft().result()
+                nxt = next(pending, None)
+                if nxt is not None:
+                    window.append(self._loaders.submit(self.repo.load_blob, BlobType.DATA, nxt))
+                yield data
+        finally:
+            for fut in window:
+                fut.cancel()
 
     def _hardlink(self, dest: Path, node: Node, rel: str) -> None:
         first = self._restored.get(node.link_target or "")
