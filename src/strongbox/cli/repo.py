@@ -48,7 +48,7 @@ def _passphrase(password_file: Path | None, *, confirm: bool = False) -> str:
     return str(typer.prompt("Passphrase", hide_input=True, confirmation_prompt=confirm))
 
 
-def _open(repo: str, password_file: Path | None) -> Repository:
+def open_repository(repo: str, password_file: Path | None) -> Repository:
     backend = open_backend(repo)
     secret = _passphrase(password_file) if needs_passphrase(backend) else None
     return Repository.open(backend, secret)
@@ -88,7 +88,7 @@ def backup(paths: list[Path] = typer.Argument(..., help="Files and folders to ba
            json: bool = JsonOpt) -> None:
     """Back up files and folders as one new snapshot."""
     def body() -> None:
-        r = _open(repo, password_file)
+        r = open_repository(repo, password_file)
         with _shared_lock(r.backend), progress_bar(not json) as progress:
             snap = backup_files(r, paths, include=include, exclude=exclude, tags=tag,
                                 parent=None if force else "auto", progress=progress)
@@ -109,7 +109,7 @@ def snapshots(repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
               json: bool = JsonOpt) -> None:
     """List snapshots, oldest first."""
     def body() -> None:
-        snaps = _open(repo, password_file).list_snapshots()
+        snaps = open_repository(repo, password_file).list_snapshots()
         if json:
             print_json([{"id": s.id, "time": s.time, "hostname": s.hostname, "paths": s.paths,
                          "tags": s.tags, "parent": s.parent, "kind": s.kind,
@@ -129,7 +129,7 @@ def list_files(snapshot: str = typer.Argument("latest"), repo: str = RepoOpt,
                password_file: Path | None = PassFileOpt, json: bool = JsonOpt) -> None:
     """List the entries of a snapshot."""
     def body() -> None:
-        r = _open(repo, password_file)
+        r = open_repository(repo, password_file)
         snap = r.load_snapshot(snapshot)
         entries = list(r.iter_tree(snap.tree))
         if json:
@@ -151,7 +151,7 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, prefix, or 'l
             json: bool = JsonOpt) -> None:
     """Restore a snapshot, a sub-path or a glob selection into a folder."""
     def body() -> None:
-        r = _open(repo, password_file)
+        r = open_repository(repo, password_file)
         with _shared_lock(r.backend), progress_bar(not json) as progress:
             snap = r.load_snapshot(snapshot)
             summary = restore_files(r, snap, target, subpath=path, include=include,
@@ -169,7 +169,7 @@ def diff(old: str, new: str, repo: str = RepoOpt, password_file: Path | None = P
          json: bool = JsonOpt) -> None:
     """Show what changed between two snapshots (+ added, - removed, M modified, m metadata)."""
     def body() -> None:
-        r = _open(repo, password_file)
+        r = open_repository(repo, password_file)
         a, b = r.load_snapshot(old), r.load_snapshot(new)
         changes = list(diff_trees(r, a.tree, b.tree))
         if json:
@@ -188,7 +188,7 @@ def check(repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
           json: bool = JsonOpt) -> None:
     """Check the repository's structure (and with --read-data, every byte of data)."""
     def body() -> None:
-        r = _open(repo, password_file)
+        r = open_repository(repo, password_file)
         with progress_bar(not json) as progress:
             report = check_repository(r, read_data=read_data, progress=progress)
         if json:
@@ -221,7 +221,7 @@ def forget(repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
            json: bool = JsonOpt) -> None:
     """Remove snapshots by policy (or by id), explaining what each rule keeps."""
     def body() -> None:
-        r = _open(repo, password_file)
+        r = open_repository(repo, password_file)
         with Lock(r.backend, exclusive=True).acquire():
             snaps = r.list_snapshots()
             if snapshot_ids:
@@ -273,7 +273,7 @@ def prune(repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
           json: bool = JsonOpt) -> None:
     """Remove data no snapshot needs any more and repack mostly-empty packs."""
     def body() -> None:
-        r = _open(repo, password_file)
+        r = open_repository(repo, password_file)
         with progress_bar(not json) as progress:
             result = prune_repository(r, dry_run=dry_run, repack_threshold=repack_threshold,
                                       progress=progress)
@@ -311,7 +311,7 @@ def key_list(repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
              json: bool = JsonOpt) -> None:
     """List key slots."""
     def body() -> None:
-        keys = _open(repo, password_file).list_keys()
+        keys = open_repository(repo, password_file).list_keys()
         if json:
             print_json([k.__dict__ for k in keys])
             return
@@ -340,7 +340,7 @@ def key_add(repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
             label: str = typer.Option("", help="A note to recognise the key by.")) -> None:
     """Add a passphrase (a new key slot for the same master key; no data is rewritten)."""
     def body() -> None:
-        r = _open(repo, password_file)
+        r = open_repository(repo, password_file)
         slot = r.add_key(_new_passphrase(new_password_file), label)
         out.print(f"added key {slot[:12]}")
     run(body)
@@ -351,7 +351,7 @@ def key_remove(slot: str, repo: str = RepoOpt,
                password_file: Path | None = PassFileOpt) -> None:
     """Remove a key slot (never the last one)."""
     def body() -> None:
-        _open(repo, password_file).remove_key(slot)
+        open_repository(repo, password_file).remove_key(slot)
         out.print(f"removed key {slot}")
     run(body)
 
@@ -361,7 +361,7 @@ def key_passwd(repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
                new_password_file: Path | None = NewPassOpt) -> None:
     """Change the passphrase used to open the repository."""
     def body() -> None:
-        slot = _open(repo, password_file).change_passphrase(
+        slot = open_repository(repo, password_file).change_passphrase(
             _new_passphrase(new_password_file))
         out.print(f"passphrase changed (new key {slot[:12]})")
     run(body)
