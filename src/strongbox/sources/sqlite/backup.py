@@ -93,7 +93,10 @@ def consistent_copy(db_path: Path) -> Iterator[sqlite3.Connection]:
     with tempfile.TemporaryDirectory(prefix="strongbox-sqlite-") as tmp:
         copy_path = Path(tmp) / "copy.sqlite"
         try:
-            source = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+            # as_uri() percent-encodes the path: a raw "#", "?" or "%" in a file name would
+            # otherwise be read as URI syntax and open (even create) a different file.
+            uri = f"{db_path.absolute().as_uri()}?mode=ro"
+            source = sqlite3.connect(uri, uri=True, timeout=30)
             target = sqlite3.connect(copy_path)
             with contextlib.closing(source), contextlib.closing(target):
                 source.backup(target)
@@ -162,8 +165,9 @@ def _rows(conn: sqlite3.Connection, table: str, columns: list[str], key: tuple[s
     for row in conn.execute(f"SELECT {select_cols} FROM {quote_identifier(table)} "
                             f"ORDER BY {order}"):
         if key_pos is None:
+            # The rowid stays in the stream, first (see reader.TableInfo.has_rowid_key): it
+            # is the row's identity, and other rows may refer to it.
             row_key: Key = (row[0],)
-            row = row[1:]
         else:
             row_key = tuple(row[i] for i in key_pos)
         if selected is None or row_key in selected:

@@ -17,6 +17,9 @@ import msgpack
 
 INVALID_TEXT_EXT = 1
 ROWS_PER_BATCH = 2000
+# One encoded row must fit the unpacker's buffer. SQLite caps a value (and a row) at
+# SQLITE_MAX_LENGTH, at most 2**31 - 1 bytes; 2**32 - 1 is msgpack's own ceiling.
+MAX_ROW_BYTES = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ def encode_rows(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
 
 def decode_rows(chunks: Iterable[bytes]) -> Iterator[tuple[Any, ...]]:
     unpacker = msgpack.Unpacker(raw=False, ext_hook=_ext_hook, use_list=False,
-                                max_buffer_size=64 * 1024 * 1024, strict_map_key=False)
+                                max_buffer_size=MAX_ROW_BYTES, strict_map_key=False)
     for chunk in chunks:
         unpacker.feed(chunk)
         yield from unpacker

@@ -44,8 +44,12 @@ class SnapshotReader:
             raise SourceError(f"snapshot {snapshot.short_id}: unknown database format")
         tables_node = self._root["tables"]
         assert tables_node.subtree is not None
-        self._tables: dict[str, Node] = {
-            n.name: n for n in repo.load_tree(tables_node.subtree).nodes}
+        stored = {n.name: n for n in repo.load_tree(tables_node.subtree).nodes}
+        # A tree keeps its nodes sorted by name; the manifest keeps the backup's table
+        # order (parents before children), which restores depend on.
+        order = [name for name in self.manifest.get("tables", {}) if name in stored]
+        self._tables: dict[str, Node] = {name: stored[name] for name in order}
+        self._tables.update(stored)
 
     def _stream(self, name: str) -> bytes:
         node = self._root.get(name)
