@@ -12,9 +12,15 @@ from strongbox.cli.repo import JsonOpt, PassFileOpt, RepoOpt, open_repository
 from strongbox.errors import InvalidRequest
 from strongbox.repository.lock import Lock
 from strongbox.sources.sqlite.backup import DatabaseFilters, backup_sqlite
-from strongbox.sources.sqlite.export import export_csv, export_json
+from strongbox.sources.sqlite.export import JsonExportReader, export_csv, export_json
 from strongbox.sources.sqlite.live import LiveDatabaseReader
 from strongbox.sources.sqlite.reader import SnapshotReader
+from strongbox.sources.sqlite.restore import restore_from_reader, restore_sqlite
+from strongbox.sources.sqlite.restore_plan import (
+    RestoreRequest,
+    RestoreResult,
+    request_for_import,
+)
 from strongbox.sources.sqlite.selection import select_closure
 
 app = typer.Typer(help="Record-aware database backups: any set of rows, foreign keys followed.",
@@ -107,4 +113,112 @@ def export(source: str = typer.Argument(..., help="Snapshot id/prefix/'latest', 
             print_json(result.to_dict())
         else:
             out.print(f"exported {result.record_count} records to {output}", highlight=False)
+    run(body)
+
+
+ModeOpt = typer.Option("full", "--mode", "-m", help="full, selective or merge.")
+ConflictOpt = typer.Option("skip", "--on-conflict",
+                           help="skip, overwrite, rename, merge or fail.")
+
+
+def _request(mode: str, select: list[str], exclude: list[str], table: list[str],
+             on_conflict: str, new_ids: bool, suffix: str, dry_run: bool) -> RestoreRequest:
+    request = RestoreRequest(mode=mode, selections=parse_records(select),
+                             exclude=parse_records(exclude), tables=table or None,
+                             on_conflict=on_conflict, maintain_ids=not new_ids,
+                             name_suffix=suffix, dry_run=dry_run)
+    request.validate()
+    return request
+
+
+def _show(result: RestoreResult, as_json: bool) -> None:
+    doc = result.to_dict()
+    if as_json:
+        print_json(doc)
+        return
+    plan = result.plan
+    verb = "would restore" if result.dry_run else "restored"
+    for t in plan.tables:
+        out.print(f"{t.table:20} insert {t.insert:>7}  update {t.update:>7}  "
+                  f"skip {t.skip:>7}  conflicts {len(t.conflicts)}", highlight=False)
+    out.print(f"{verb} {doc.get('rows_restored', 0)} rows", highlight=False)
+    for warning in plan.warnings:
+        out.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if result.safety_snapshot:
+        out.print(f"safety backup of the target: {result.safety_snapshot[:8]}")
+
+
+@app.command()
+def restore(snapshot: str = typer.Argument(..., help="Snapshot id, prefix or 'latest'."),
+            target: Path = typer.Option(..., "--target", "-t", help="SQLite file to restore "
+                                                                    "into (may be the original)."),
+            mode: str = ModeOpt, on_conflict: str = ConflictOpt,
+            select: list[str] = typer.Option([], "--select", "-s", help="TABLE=KEY to restore "
+                                             "with its foreign-key closure (selective)."),
+            exclude: list[str] = typer.Option([], "--exclude", help="TABLE=KEY to leave out."),
+            table: list[str] = typer.Option([], "--table", help="Only these tables."),
+            new_ids: bool = typer.Option(False, "--new-ids", help="Give restored rows new ids "
+                                         "(maintain_ids false) and print the mapping."),
+            suffix: str = typer.Option("_restored", "--suffix",
+                                       help="Name suffix for renamed rows."),
+            dry_run: bool = typer.Option(False, "--dry-run", "-n",
+                                         help="Plan only; change nothing."),
+            repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
+            json: bool = JsonOpt) -> None:
+    """Restore a database backup: all of it, chosen rows, or merged into live data."""
+    def body() -> None:
+        r = open_repository(repo, password_file)
+        request = _request(mode, select, exclude, table, on_conflict, new_ids, suffix, dry_run)
+        with Lock(r.backend, exclusive=False).acquire(), progress_bar(not json) as progress:
+            result = restore_sqlite(r, r.load_snapshot(snapshot), target, request, progress)
+        _show(result, json)
+    run(body)
+
+
+@app.command()
+def plan(snapshot: str = typer.Argument(...), target: Path = typer.Option(..., "--target", "-t"),
+         mode: str = ModeOpt, on_conflict: str = ConflictOpt,
+         select: list[str] = typer.Option([], "--select", "-s"),
+         exclude: list[str] = typer.Option([], "--exclude"),
+         table: list[str] = typer.Option([], "--table"),
+         new_ids: bool = typer.Option(False, "--new-ids"),
+         suffix: str = typer.Option("_restored", "--suffix"),
+         repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
+         json: bool = JsonOpt) -> None:
+    """Show what a restore would do (insert, update, skip, every conflict); change nothing."""
+    restore(snapshot, target, mode, on_conflict, select, exclude, table, new_ids, suffix,
+            True, repo, password_file, json)
+
+
+@app.command("import")
+def import_(file: Path = typer.Argument(..., help="A JSON export (optionally gzip)."),
+            target: Path = typer.Option(..., "--target", "-t", help="SQLite file."),
+            import_mode: str = typer.Option("insert_only", "--mode",
+                                            help="insert_only, update_only, upsert or replace."),
+            conflict: str | None = typer.Option(None, "--on-conflict",
+                                                help="Override the mode's conflict rule."),
+            dry_run: bool = typer.Option(False, "--dry-run", "-n"),
+            validate_only: bool = typer.Option(False, "--validate",
+                                               help="Only check the file."),
+            repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
+            json: bool = JsonOpt) -> None:
+    """Import an export back: validate, dry-run, execute (a safety backup goes to --repo)."""
+    def body() -> None:
+        reader = JsonExportReader(file)
+        if validate_only:
+            counts = {t.name: t.rows for t in reader.tables()}
+            doc = {"valid": True, "errors": [], "warnings": [], "detected_format": "json",
+                   "tables_found": list(counts), "record_counts": counts,
+                   "total_records": sum(counts.values())}
+            if json:
+                print_json(doc)
+            else:
+                out.print(f"valid export: {doc['total_records']} records in "
+                          f"{len(counts)} tables", highlight=False)
+            return
+        request = request_for_import(import_mode, conflict, dry_run=dry_run)
+        r = open_repository(repo, password_file)
+        with Lock(r.backend, exclusive=False).acquire(), progress_bar(not json) as progress:
+            result = restore_from_reader(r, reader, target, request, progress)
+        _show(result, json)
     run(body)

@@ -103,7 +103,17 @@ def restore_sqlite(repo: Repository, snapshot: Snapshot | str, target_db: str | 
     request.validate()
     progress = progress or NullProgress()
     snap = repo.load_snapshot(snapshot) if isinstance(snapshot, str) else snapshot
-    reader = SnapshotReader(repo, snap)
+    return restore_from_reader(repo, SnapshotReader(repo, snap), target_db, request, progress)
+
+
+def restore_from_reader(repo: Repository, reader: Any, target_db: str | Path,
+                        request: RestoreRequest, progress: Progress | None = None
+                        ) -> RestoreResult:
+    """Restore rows from any reader with SnapshotReader's interface (a backup, or an export
+    file read back by ``export.JsonExportReader`` for a seed 002 import). ``repo`` receives
+    the safety backup."""
+    request.validate()
+    progress = progress or NullProgress()
     target = Path(target_db).absolute()
     if not target.parent.is_dir():
         raise InvalidRequest(f"{target.parent}: no such directory", details={"target": str(target)})
