@@ -11,6 +11,9 @@ from strongbox.cli.console import out, print_json, progress_bar, run
 from strongbox.cli.repo import JsonOpt, PassFileOpt, RepoOpt, open_repository
 from strongbox.errors import InvalidRequest
 from strongbox.repository.lock import Lock
+from strongbox.repository.repository import Repository
+from strongbox.repository.snapshot import Snapshot
+from strongbox.sources.postgres import backup_postgres, restore_postgres_full
 from strongbox.sources.sqlite.backup import DatabaseFilters, backup_sqlite
 from strongbox.sources.sqlite.export import JsonExportReader, export_csv, export_json
 from strongbox.sources.sqlite.live import LiveDatabaseReader
@@ -39,7 +42,9 @@ def parse_records(values: list[str]) -> dict[str, list[Any]]:
 
 
 @app.command()
-def backup(database: Path = typer.Argument(..., help="SQLite database file."),
+def backup(database: str = typer.Argument(..., help="SQLite database file, or a PostgreSQL "
+                                                   "URL / 'host=... dbname=...' DSN."),
+           schema: str = typer.Option("public", help="PostgreSQL schema to back up."),
            repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
            select: list[str] = typer.Option([], "--select", "-s",
                                              help="TABLE=KEY rows to take, with everything "
@@ -54,15 +59,23 @@ def backup(database: Path = typer.Argument(..., help="SQLite database file."),
            exclude_table: list[str] = typer.Option([], help="Leave out matching tables."),
            tag: list[str] = typer.Option([], "--tag"),
            json: bool = JsonOpt) -> None:
-    """Back up a SQLite database (all of it, or a selection of rows) as one snapshot."""
+    """Back up a database (all of it, or for SQLite a selection of rows) as one snapshot."""
     def body() -> None:
         r = open_repository(repo, password_file)
         filters = DatabaseFilters(records=parse_records(select), date_start=since,
                                   date_end=until, min_children=min_messages,
                                   max_children=max_messages, include_tables=include_table,
                                   exclude_tables=exclude_table)
+        is_postgres = is_postgres_dsn(database)
+        if is_postgres and not filters.is_empty():
+            raise InvalidRequest("row filters work on SQLite sources so far; PostgreSQL "
+                                 "backups take the whole schema")
         with Lock(r.backend, exclusive=False).acquire(), progress_bar(not json) as progress:
-            snap = backup_sqlite(r, database, filters=filters, tags=tag, progress=progress)
+            if is_postgres:
+                snap = backup_postgres(r, database, schema=schema, tags=tag, progress=progress)
+            else:
+                snap = backup_sqlite(r, database, filters=filters, tags=tag,
+                                     progress=progress)
         if json:
             print_json({"snapshot": snap.id, "summary": snap.summary})
             return
@@ -150,8 +163,12 @@ def _show(result: RestoreResult, as_json: bool) -> None:
 
 @app.command()
 def restore(snapshot: str = typer.Argument(..., help="Snapshot id, prefix or 'latest'."),
-            target: Path = typer.Option(..., "--target", "-t", help="SQLite file to restore "
-                                                                    "into (may be the original)."),
+            target: str = typer.Option(..., "--target", "-t", help="SQLite file to restore into "
+                                       "(may be the original), or a PostgreSQL URL."),
+            target_schema: str | None = typer.Option(None, help="PostgreSQL: restore under "
+                                                     "this schema name."),
+            replace: bool = typer.Option(False, help="PostgreSQL: drop clashing objects "
+                                         "first (in the same transaction)."),
             mode: str = ModeOpt, on_conflict: str = ConflictOpt,
             select: list[str] = typer.Option([], "--select", "-s", help="TABLE=KEY to restore "
                                              "with its foreign-key closure (selective)."),
@@ -168,11 +185,34 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, prefix or 'la
     """Restore a database backup: all of it, chosen rows, or merged into live data."""
     def body() -> None:
         r = open_repository(repo, password_file)
+        snap = r.load_snapshot(snapshot)
+        if snap.kind == "postgres":
+            _restore_postgres(r, snap, target, target_schema, replace, mode, dry_run, json)
+            return
         request = _request(mode, select, exclude, table, on_conflict, new_ids, suffix, dry_run)
         with Lock(r.backend, exclusive=False).acquire(), progress_bar(not json) as progress:
-            result = restore_sqlite(r, r.load_snapshot(snapshot), target, request, progress)
+            result = restore_sqlite(r, snap, target, request, progress)
         _show(result, json)
     run(body)
+
+
+def is_postgres_dsn(text: str) -> bool:
+    """A PostgreSQL URL or libpq ``key=value`` string, as opposed to a SQLite file path."""
+    return text.startswith(("postgresql://", "postgres://")) or (
+        "dbname=" in text and not Path(text).exists())
+
+
+def _restore_postgres(r: Repository, snap: Snapshot, target: str, target_schema: str | None,
+                      replace: bool, mode: str, dry_run: bool, as_json: bool) -> None:
+    if mode != "full" or dry_run:
+        raise InvalidRequest("PostgreSQL snapshots restore in full mode only so far")
+    with Lock(r.backend, exclusive=False).acquire(), progress_bar(not as_json) as progress:
+        result = restore_postgres_full(r, snap, target, target_schema=target_schema,
+                                       replace=replace, progress=progress)
+    if as_json:
+        print_json(result)
+    else:
+        out.print(f"restored snapshot {snap.short_id} into the PostgreSQL target", highlight=False)
 
 
 @app.command()
@@ -186,8 +226,8 @@ def plan(snapshot: str = typer.Argument(...), target: Path = typer.Option(..., "
          repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
          json: bool = JsonOpt) -> None:
     """Show what a restore would do (insert, update, skip, every conflict); change nothing."""
-    restore(snapshot, target, mode, on_conflict, select, exclude, table, new_ids, suffix,
-            True, repo, password_file, json)
+    restore(snapshot, str(target), None, False, mode, on_conflict, select, exclude, table,
+            new_ids, suffix, True, repo, password_file, json)
 
 
 @app.command("import")
