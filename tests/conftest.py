@@ -10,6 +10,9 @@ import pytest
 from strongbox.repository.backend import LocalBackend
 from strongbox.repository.repository import Repository
 
+# The real PostgreSQL server fixture (started only by tests that ask for it).
+pytest_plugins = ("tests.pg_server",)
+
 # Set at import so subprocesses started by tests inherit it too. The cost is stored in
 # each key slot, so repositories made here open under any setting.
 os.environ.setdefault("STRONGBOX_SCRYPT_N", "1024")

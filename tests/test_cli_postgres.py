@@ -12,8 +12,6 @@ import psycopg
 
 from tests.pg_server import PostgresServer
 
-pytest_plugins = ("tests.pg_server",)
-
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRONGBOX_")}

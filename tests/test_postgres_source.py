@@ -28,7 +28,6 @@ from strongbox.sources.sqlite.reader import SnapshotReader
 if TYPE_CHECKING:
     from tests.pg_server import PostgresServer
 
-pytest_plugins = ("tests.pg_server",)
 
 Row = tuple[Any, ...]
 
