@@ -62,6 +62,7 @@ class Restorer:
         self.summary = RestoreSummary()
         self._restored: dict[str, Path] = {}  # snapshot-relative path → restored file
         self._real_target = ""
+        self._real_parents: dict[Path, str] = {}
         # Reads chunks of large files ahead; decryption and decompression release the GIL.
         self._loaders = ThreadPoolExecutor(self.workers, thread_name_prefix="loader")
 
@@ -134,7 +135,11 @@ class Restorer:
     def _destination(self, rel: str, base: str) -> Path:
         local = rel[len(base) + 1:] if base else rel
         dest = self.target / local
-        parent = os.path.realpath(dest.parent)
+        parent = self._real_parents.get(dest.parent)
+        if parent is None:
+            # Cached per folder: resolving costs an lstat per path component, and nothing
+            # this restore creates before its symlinks (made last) can change the answer.
+            parent = self._real_parents[dest.parent] = os.path.realpath(dest.parent)
         if parent != self._real_target and not parent.startswith(self._real_target + os.sep):
             raise UnsafePath(f"{rel}: would be written outside the target {self.target}")
         return dest
