@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from strongbox.errors import BackendError, InsufficientStorage, ObjectExists, ObjectNotFound
+from strongbox.fsutil import fsync_dir
 
 FOLDERS = ("keys", "data", "index", "snapshots", "locks")
 
@@ -114,7 +115,7 @@ class LocalBackend:
                 os.unlink(tmp)
             else:
                 os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except FileExistsError as exc:
             raise ObjectExists(f"object {path.name} already exists") from exc
         except OSError as exc:
@@ -165,17 +166,10 @@ class LocalBackend:
         path = self._path(name)
         try:
             path.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
         except OSError as exc:
             _raise_os_error(exc, name)
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def open_backend(location: str) -> Backend:

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from strongbox.errors import IntegrityError, InvalidRequest, SourceError
+from strongbox.fsutil import fsync_dir
 from strongbox.progress import NullProgress, Progress
 from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
@@ -157,7 +158,7 @@ def _restore_pages(repo: Repository, reader: SnapshotReader, target: Path,
             _copy_database(copy, target, progress)
         else:
             os.replace(copy, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
     progress.advance(items=plan.total_rows)
     return RestoreResult.from_plan(plan, {}, safety, dry_run=False)
 
@@ -226,13 +227,6 @@ def _copy_database(source: Path, target: Path, progress: Progress) -> None:
                               details={"target": str(target)}) from exc
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 def _safety_backup(repo: Repository, target: Path, request: RestoreRequest,
                    progress: Progress) -> str | None:
@@ -292,7 +286,7 @@ def _target_connection(target: Path, *, publish: bool) -> Iterator[sqlite3.Conne
             conn.close()
         if publish:
             os.replace(path, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
