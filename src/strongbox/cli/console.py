@@ -29,8 +29,8 @@ from strongbox.errors import (
 )
 from strongbox.progress import Progress
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)  # one error, one line: never hard-wrap
 
 # Exit codes scripts can rely on (documented in docs/cli.md).
 EXIT_ERROR = 1

@@ -1,0 +1,92 @@
+"""Everything the server runs on, built from the settings in one place.
+
+The API, the CLI and tests all start from :func:`build_services`; :meth:`Services.start`
+brings the catalog schema up to date, opens (or creates) the repository and fails the
+jobs a previous server left unfinished.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from strongbox.catalog.database import Catalog
+from strongbox.jobs.events import EventBus
+from strongbox.jobs.executor import ThreadJobExecutor
+from strongbox.jobs.runner import JobRunner
+from strongbox.jobs.store import JobStore, JobView
+from strongbox.services import backup_job
+from strongbox.services.audit import AuditService
+from strongbox.services.backup_job import BackupJobHandler
+from strongbox.services.backup_settings import BackupSettingsService
+from strongbox.services.backups import BackupService
+from strongbox.services.demo import DemoSetup, set_up_demo
+from strongbox.services.keys import KeyService
+from strongbox.services.sources import SourceService
+from strongbox.services.statistics import StatisticsService
+from strongbox.services.storage import RepositoryProvider
+from strongbox.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StartReport:
+    interrupted: list[JobView] = field(default_factory=list)
+    demo: DemoSetup | None = None
+    has_keys: bool = True
+
+
+@dataclass
+class Services:
+    settings: Settings
+    catalog: Catalog
+    storage: RepositoryProvider
+    bus: EventBus
+    jobs: JobStore
+    runner: JobRunner
+    executor: ThreadJobExecutor
+    keys: KeyService
+    sources: SourceService
+    backup_settings: BackupSettingsService
+    backups: BackupService
+    statistics: StatisticsService
+    audit: AuditService
+
+    def start(self, *, demo: bool | None = None) -> StartReport:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.catalog.migrate()
+        self.storage.ensure()
+        report = StartReport(interrupted=self.executor.start())
+        for job in report.interrupted:
+            log.warning("job %s (%s) was interrupted by a restart and is marked failed",
+                        job.id, job.kind)
+        if self.settings.demo if demo is None else demo:
+            report.demo = set_up_demo(self.catalog, self.keys, self.sources,
+                                      self.settings.data_dir, self.settings.demo_tenant)
+        report.has_keys = self.keys.any_exist()
+        return report
+
+    def stop(self) -> None:
+        self.executor.shutdown(wait=True)
+        self.catalog.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    catalog = Catalog(settings.catalog_url)
+    storage = RepositoryProvider(settings.repository_location, settings.passphrase_value())
+    bus = EventBus()
+    store = JobStore(catalog)
+    runner = JobRunner(store, bus, interval=settings.job_progress_interval)
+    executor = ThreadJobExecutor(runner, settings.job_workers)
+    sources = SourceService(catalog)
+    backup_settings = BackupSettingsService(catalog, storage)
+    runner.register(backup_job.KIND, BackupJobHandler(catalog, storage, sources))
+    backups = BackupService(catalog, store, executor, storage, sources, backup_settings,
+                            delete_wait_seconds=settings.delete_wait_seconds)
+    return Services(
+        settings=settings, catalog=catalog, storage=storage, bus=bus, jobs=store,
+        runner=runner, executor=executor, keys=KeyService(catalog), sources=sources,
+        backup_settings=backup_settings, backups=backups,
+        statistics=StatisticsService(catalog, storage, backup_settings),
+        audit=AuditService(catalog))

@@ -1,0 +1,182 @@
+"""Backup statistics (seed 000 section 4.1) for one tenant.
+
+``summary``, ``by_type`` and ``by_status`` cover the backups that exist (created within
+``from``/``to`` when given); ``timeline`` buckets created and deleted backups and restores
+by ``period`` over the window (default: the last 30 days, 12 weeks, 12 months or 5 years);
+``storage_usage`` is the repository's real size on disk, shared by all tenants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from strongbox.catalog.database import Catalog
+from strongbox.catalog.models import Backup, Job
+from strongbox.catalog.types import utcnow
+from strongbox.services.backup_settings import BackupSettingsService
+from strongbox.services.backups import BACKUP_STATUSES, BACKUP_TYPES
+from strongbox.services.errors import FieldError, InvalidDateRangeFields, ValidationFailed
+from strongbox.services.storage import RepositoryProvider
+
+PERIODS = ("day", "week", "month", "year")
+DEFAULT_BUCKETS = {"day": 30, "week": 12, "month": 12, "year": 5}
+
+
+def bucket_start(moment: datetime, period: str) -> datetime:
+    day = moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    return day.replace(month=1, day=1)
+
+
+def next_bucket(start: datetime, period: str) -> datetime:
+    if period == "day":
+        return start + timedelta(days=1)
+    if period == "week":
+        return start + timedelta(weeks=1)
+    if period == "month":
+        return start.replace(year=start.year + start.month // 12, month=start.month % 12 + 1)
+    return start.replace(year=start.year + 1)
+
+
+def _label(start: datetime, period: str) -> str:
+    if period == "month":
+        return start.strftime("%Y-%m")
+    if period == "year":
+        return start.strftime("%Y")
+    return start.strftime("%Y-%m-%d")
+
+
+@dataclass
+class _Window:
+    start: datetime
+    end: datetime
+
+
+class StatisticsService:
+    def __init__(self, catalog: Catalog, storage: RepositoryProvider,
+                 settings: BackupSettingsService) -> None:
+        self.catalog = catalog
+        self.storage = storage
+        self.settings = settings
+
+    def compute(self, tenant: str, period: str = "month", start: datetime | None = None,
+                end: datetime | None = None) -> dict[str, Any]:
+        if period not in PERIODS:
+            raise ValidationFailed("invalid period", [FieldError(
+                "period", "period must be day, week, month or year", "INVALID_VALUE", period)])
+        if start and end and start >= end:
+            raise InvalidDateRangeFields("invalid date range", [FieldError(
+                "from", "from must be before to", "INVALID_DATE_RANGE", start.isoformat())])
+        with self.catalog.session() as session:
+            backups = list(session.scalars(select(Backup).where(Backup.tenant == tenant)))
+            restores = list(session.scalars(select(Job).where(Job.tenant == tenant,
+                                                              Job.kind == "restore")))
+        existing = [b for b in backups if b.deleted_at is None
+                    and (start is None or b.created_at >= start)
+                    and (end is None or b.created_at <= end)]
+        window_end = end or utcnow()
+        window_start = start or self._default_start(window_end, period)
+        return {
+            "summary": self._summary(existing),
+            "by_type": self._by_type(existing),
+            "by_status": {status: sum(1 for b in existing if b.status == status)
+                          for status in BACKUP_STATUSES},
+            "timeline": {"period": period,
+                         "data": self._timeline(backups, restores, period,
+                                                _Window(window_start, window_end))},
+            "storage_usage": self._storage(tenant),
+            "restore_statistics": self._restores(restores),
+        }
+
+    @staticmethod
+    def _default_start(end: datetime, period: str) -> datetime:
+        start = bucket_start(end, period)
+        for _ in range(DEFAULT_BUCKETS[period] - 1):
+            start = bucket_start(start - timedelta(days=1), period)
+        return start
+
+    @staticmethod
+    def _summary(backups: list[Backup]) -> dict[str, Any]:
+        sizes = [b.size_bytes for b in backups]
+        finished = [b for b in backups if b.status in ("completed", "failed", "corrupted")]
+        completed = sum(1 for b in finished if b.status == "completed")
+        summary: dict[str, Any] = {
+            "total_backups": len(backups),
+            "total_size_bytes": sum(sizes),
+            "average_size_bytes": round(sum(sizes) / len(sizes), 1) if sizes else 0,
+            "largest_backup_bytes": max(sizes, default=0),
+            "success_rate": round(completed / len(finished) * 100, 2) if finished else 0.0,
+        }
+        if backups:
+            summary["oldest_backup"] = min(b.created_at for b in backups)
+            summary["newest_backup"] = max(b.created_at for b in backups)
+        return summary
+
+    @staticmethod
+    def _by_type(backups: list[Backup]) -> dict[str, Any]:
+        result = {}
+        for kind in BACKUP_TYPES:
+            sizes = [b.size_bytes for b in backups if b.type == kind]
+            result[kind] = {"count": len(sizes), "total_size_bytes": sum(sizes),
+                            "average_size_bytes": round(sum(sizes) / len(sizes), 1)
+                            if sizes else 0}
+        return result
+
+    @staticmethod
+    def _timeline(backups: list[Backup], restores: list[Job], period: str,
+                  window: _Window) -> list[dict[str, Any]]:
+        data = []
+        start = bucket_start(window.start, period)
+        while start <= window.end:
+            end = next_bucket(start, period)
+
+            def within(moment: datetime | None, lo: datetime = start,
+                       hi: datetime = end) -> bool:
+                return moment is not None and lo <= moment < hi
+
+            created = [b for b in backups if within(b.created_at)]
+            data.append({
+                "date": _label(start, period),
+                "backups_created": len(created),
+                "backups_deleted": sum(1 for b in backups if within(b.deleted_at)),
+                "total_size_bytes": sum(b.size_bytes for b in created),
+                "restores_performed": sum(1 for r in restores if within(r.completed_at)),
+            })
+            start = end
+        return data
+
+    def _storage(self, tenant: str) -> dict[str, Any]:
+        used = self.storage.used_bytes()
+        usage: dict[str, Any] = {"used_bytes": used}
+        available = self.storage.available_bytes()
+        if available is not None:
+            usage["available_bytes"] = available
+        quota = self.settings.quota_bytes(tenant)
+        if quota:
+            usage["quota_bytes"] = quota
+            usage["percentage_used"] = round(used / quota * 100, 2)
+        elif available is not None and used + available:
+            usage["percentage_used"] = round(used / (used + available) * 100, 2)
+        return usage
+
+    @staticmethod
+    def _restores(restores: list[Job]) -> dict[str, Any]:
+        finished = [r for r in restores if r.status in ("completed", "failed")]
+        durations = [(r.completed_at - r.started_at).total_seconds() for r in finished
+                     if r.completed_at and r.started_at]
+        return {
+            "total_restores": len(finished),
+            "successful_restores": sum(1 for r in finished if r.status == "completed"),
+            "failed_restores": sum(1 for r in finished if r.status == "failed"),
+            "average_restore_time_seconds": round(sum(durations) / len(durations), 3)
+            if durations else 0.0,
+        }

@@ -1,0 +1,106 @@
+"""The one settings object of the Strongbox server (environment ``STRONGBOX_*``).
+
+Every value has a default that makes ``strongbox serve`` work in an empty directory: the
+data directory ``./.strongbox`` holds the catalog (a SQLite file) and the default local
+repository. Point ``STRONGBOX_DATABASE_URL`` at PostgreSQL and ``STRONGBOX_REPOSITORY``
+at shared storage to outgrow one machine.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from strongbox.errors import InvalidRequest
+
+RATE_UNITS = {"s": 1.0, "second": 1.0, "m": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0,
+              "d": 86400.0, "day": 86400.0}
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]*)\s*$")
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """``"10/hour"``, ``"100/minute"``, ``"5/30s"`` or ``"5/30"`` (seconds) → (count, window)."""
+    match = _RATE.match(text.lower())
+    if not match:
+        raise InvalidRequest(f"rate limit {text!r} is not COUNT/PERIOD, e.g. 10/hour")
+    count, number, unit = match.groups()
+    if not unit:
+        seconds = 1.0
+    elif unit in RATE_UNITS:
+        seconds = RATE_UNITS[unit]
+    elif unit.endswith("s") and unit[:-1] in RATE_UNITS:
+        seconds = RATE_UNITS[unit[:-1]]
+    else:
+        raise InvalidRequest(f"rate limit {text!r}: unknown period {unit!r}")
+    window = (int(number) if number else 1) * seconds
+    if window <= 0:
+        raise InvalidRequest(f"rate limit {text!r}: the period must be positive")
+    return int(count), window
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STRONGBOX_", extra="ignore")
+
+    data_dir: Path = Path(".strongbox")
+    database_url: str = Field(default="",
+                              description="SQLAlchemy URL; empty: <data_dir>/catalog.sqlite")
+    repository: str = Field(default="",
+                            description="Repository location; empty: <data_dir>/repository")
+    passphrase: SecretStr | None = None
+    passphrase_file: Path | None = None
+    demo: bool = False
+    demo_tenant: str = "default"
+
+    job_workers: int = Field(default=2, ge=1, le=64)
+    job_progress_interval: float = Field(default=0.5, ge=0.0)
+    delete_wait_seconds: float = Field(default=15.0, ge=0.0)
+
+    rate_limits_enabled: bool = True
+    rate_limit_create_backup: str = "10/hour"
+    rate_limit_restore: str = "5/hour"
+    rate_limit_restore_upload: str = "3/hour"
+    rate_limit_download: str = "20/hour"
+    rate_limit_default: str = "100/minute"
+
+    @field_validator("rate_limit_create_backup", "rate_limit_restore",
+                     "rate_limit_restore_upload", "rate_limit_download", "rate_limit_default")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        try:
+            parse_rate(value)
+        except InvalidRequest as exc:
+            raise ValueError(exc.message) from exc
+        return value
+
+    @property
+    def catalog_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'catalog.sqlite').absolute()}"
+
+    @property
+    def repository_location(self) -> str:
+        return self.repository or str((self.data_dir / "repository").absolute())
+
+    def passphrase_value(self) -> str | None:
+        """The repository passphrase: the variable, else the file, else None."""
+        if self.passphrase is not None:
+            return self.passphrase.get_secret_value()
+        if self.passphrase_file is not None:
+            try:
+                return self.passphrase_file.read_text().rstrip("\r\n")
+            except OSError as exc:
+                raise InvalidRequest(f"cannot read passphrase file: {exc.strerror}") from exc
+        return None
+
+    def rate_limits(self) -> dict[str, tuple[int, float]]:
+        return {
+            "create_backup": parse_rate(self.rate_limit_create_backup),
+            "restore": parse_rate(self.rate_limit_restore),
+            "restore_upload": parse_rate(self.rate_limit_restore_upload),
+            "download": parse_rate(self.rate_limit_download),
+            "default": parse_rate(self.rate_limit_default),
+        }

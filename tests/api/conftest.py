@@ -1,0 +1,115 @@
+"""A real server per test module: its own data directory, catalog, repository and keys.
+
+Requests go through FastAPI's TestClient, which runs the whole ASGI app (middleware,
+dependencies, exception handlers, lifespan) in-process; the jobs run on the server's
+real thread pool against a real encrypted repository.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from strongbox.api.app import create_app
+from strongbox.services.container import Services
+from strongbox.settings import Settings
+
+os.environ.setdefault("STRONGBOX_SCRYPT_N", "1024")
+warnings.filterwarnings("ignore", message=".*httpx2.*")
+
+TENANT = "default"
+OTHER_TENANT = "other"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("filterwarnings", "ignore:.*httpx2.*")
+
+
+@dataclass
+class Server:
+    app: FastAPI
+    client: TestClient
+    data_dir: Path
+    keys: dict[str, str] = field(default_factory=dict)  # role → token (tenant "default")
+    other_admin: str = ""  # an admin key of tenant "other"
+    sources: dict[str, str] = field(default_factory=dict)  # "sqlite"/"files" → source id
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    def headers(self, role: str = "admin") -> dict[str, str]:
+        return {"X-API-Key": self.keys[role]}
+
+    def other(self) -> dict[str, str]:
+        return {"X-API-Key": self.other_admin}
+
+    def create_backup(self, body: dict[str, Any] | None = None,
+                      role: str = "operator") -> dict[str, Any]:
+        response = self.client.post("/api/v1/backups", headers=self.headers(role),
+                                    json=body or {"name": "test backup", "type": "full"})
+        assert response.status_code == 202, response.text
+        return dict(response.json())
+
+    def wait_for_job(self, job_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.client.get(f"/api/v1/backups/jobs/{job_id}",
+                                       headers=self.headers("viewer"))
+            assert response.status_code == 200, response.text
+            status = response.json()
+            if status["status"] in ("completed", "failed"):
+                return dict(status)
+            assert time.monotonic() < deadline, f"job {job_id} did not finish: {status}"
+            time.sleep(0.05)
+
+    def backup_and_wait(self, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        created = self.create_backup(body)
+        status = self.wait_for_job(created["job_id"])
+        assert status["status"] == "completed", status
+        return created
+
+
+def settings_for(data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"data_dir": data_dir, "passphrase": "api-test-secret",
+                              "demo": True, "rate_limit_default": "10000/minute",
+                              "rate_limit_create_backup": "10000/hour",
+                              "job_progress_interval": 0.05}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextmanager
+def running_server(data_dir: Path, **overrides: Any) -> Iterator[Server]:
+    """Start a server on ``data_dir`` with keys of every role for tenant "default" and
+    an admin key for tenant "other"."""
+    app = create_app(settings_for(data_dir, **overrides))
+    with TestClient(app) as client:
+        services: Services = app.state.services
+        server = Server(app, client, data_dir)
+        demo = app.state.start_report.demo
+        if demo is not None:
+            server.keys["admin"] = demo.token
+            server.sources = {s.kind: s.id for s in demo.sources}
+        for role in ("admin", "operator", "viewer"):
+            if role not in server.keys:
+                server.keys[role] = services.keys.create(TENANT, role, f"test {role}")[1]
+        server.other_admin = services.keys.create(OTHER_TENANT, "admin", "other admin")[1]
+        yield server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with running_server(tmp_path_factory.mktemp("server")) as started:
+        yield started
