@@ -218,3 +218,17 @@ def test_special_files_are_reported_and_the_rest_backed_up(tmp_path: Path) -> No
     snap = backup_files(repo, [src])
     assert any("pipe" in e for e in snap.summary["errors"])
     assert {p for p, _ in repo.iter_tree(snap.tree)} == {"src", "src/ok"}
+
+
+def test_restore_over_existing_files_replaces_them(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("original")
+    repo = _repo(tmp_path / "repo")
+    snap = backup_files(repo, [src])
+    out = tmp_path / "out"
+    restore_files(repo, snap, out)
+    (out / "src" / "a.txt").write_text("changed since the backup")
+    restore_files(repo, snap, out)
+    assert (out / "src" / "a.txt").read_text() == "original"
+    assert [p.name for p in (out / "src").iterdir()] == ["a.txt"]  # no temporary left
