@@ -20,6 +20,7 @@ import json
 import sqlite3
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
@@ -162,8 +163,12 @@ def _rows(conn: sqlite3.Connection, table: str, columns: list[str], key: tuple[s
     order = ", ".join(quote_identifier(c) if c != "rowid" else "rowid" for c in key)
     key_pos = [columns.index(c) for c in key] if "rowid" not in key else None
     select_cols = cols if key_pos is not None else f"rowid, {cols}"
-    for row in conn.execute(f"SELECT {select_cols} FROM {quote_identifier(table)} "
-                            f"ORDER BY {order}"):
+    cursor = conn.execute(f"SELECT {select_cols} FROM {quote_identifier(table)} "
+                          f"ORDER BY {order}")
+    if selected is None:
+        yield from cursor  # every row: no per-row key work
+        return
+    for row in cursor:
         if key_pos is None:
             # The rowid stays in the stream, first (see reader.TableInfo.has_rowid_key): it
             # is the row's identity, and other rows may refer to it.
@@ -188,7 +193,12 @@ def backup_sqlite(repo: Repository, db_path: str | Path, *,
     filters = filters if filters is not None and not filters.is_empty() else None
     stats_before = dict(repo.stats)
     progress.start("copying database")
-    with consistent_copy(db_path) as conn:
+    with consistent_copy(db_path) as conn, ThreadPoolExecutor(1) as page_thread:
+        # The page copy is chunked on a second thread while the tables stream: the two
+        # are independent reads of the same private copy, and both cores get used.
+        copy_path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
+        pages = (page_thread.submit(_store_page_copy, repo, copy_path, progress)
+                 if filters is None else None)
         graph = ForeignKeyGraph.from_connection(conn, extra_links)
         selection = _select(conn, graph, filters) if filters else None
         tables = [t for t in graph.topological_order() if _table_wanted(t, filters)]
@@ -197,16 +207,8 @@ def backup_sqlite(repo: Repository, db_path: str | Path, *,
         table_nodes = []
         for table in tables:
             progress.check_cancelled()
-            columns = table_columns(conn, table)
-            key = primary_key(conn, table)
             chosen = None if selection is None else selection.get(table, set())
-            reader = IteratorReader(encode_rows(_counted(
-                _rows(conn, table, columns, key, chosen), counts, table)))
-            content, size = repo.save_stream(reader, progress)
-            table_nodes.append(Node(name=table, type="stream", size=size, content=content,
-                                    meta={"columns": columns, "primary_key": list(key),
-                                          "rows": counts[table],
-                                          "rowid": "rowid" in key}))
+            table_nodes.append(_table_node(repo, conn, table, chosen, counts, progress))
             progress.advance(items=1)
         nodes = [
             Node(name="tables", type="dir", mode=0o755, subtree=repo.save_tree(Tree(table_nodes))),
@@ -220,13 +222,8 @@ def backup_sqlite(repo: Repository, db_path: str | Path, *,
         }
         nodes.append(_stream_node(repo, "manifest.json", json.dumps(manifest).encode(),
                                   progress))
-        if filters is None:
-            progress.operation("storing page copy")
-            copy_path = conn.execute("PRAGMA database_list").fetchone()[2]
-            with open(copy_path, "rb") as fh:
-                content, size = repo.save_stream(fh, progress)
-            nodes.append(Node(name="database.sqlite", type="file", mode=0o644, size=size,
-                              content=content))
+        if pages is not None:
+            nodes.append(pages.result())
     summary = {"tables": counts, "contents": contents_summary(counts),
                "selective": filters is not None,
                **{k: v - stats_before[k] for k, v in repo.stats.items()}}
@@ -236,11 +233,41 @@ def backup_sqlite(repo: Repository, db_path: str | Path, *,
     return snap
 
 
-def _counted(rows: Iterator[tuple[Any, ...]], counts: dict[str, int],
-             table: str) -> Iterator[tuple[Any, ...]]:
-    for row in rows:
-        counts[table] += 1
-        yield row
+def _store_page_copy(repo: Repository, copy_path: Path, progress: Progress) -> Node:
+    with open(copy_path, "rb") as fh:
+        content, size = repo.save_stream(fh, progress)
+    return Node(name="database.sqlite", type="file", mode=0o644, size=size, content=content)
+
+
+def _table_node(repo: Repository, conn: sqlite3.Connection, table: str,
+                chosen: set[Key] | None, counts: dict[str, int], progress: Progress) -> Node:
+    columns = table_columns(conn, table)
+    key = primary_key(conn, table)
+    try:
+        # Fast path: SQLite decodes TEXT in C. A table holding TEXT that is not UTF-8
+        # makes it fail; that table is read again with the lossless Python decoder.
+        conn.text_factory = str
+        content, size = _store_rows(repo, conn, table, columns, key, chosen, counts, progress)
+    except sqlite3.OperationalError as exc:
+        if "decode" not in str(exc):
+            raise
+        conn.text_factory = text_factory
+        content, size = _store_rows(repo, conn, table, columns, key, chosen, counts, progress)
+    finally:
+        conn.text_factory = text_factory
+    return Node(name=table, type="stream", size=size, content=content,
+                meta={"columns": columns, "primary_key": list(key), "rows": counts[table],
+                      "rowid": "rowid" in key})
+
+
+def _store_rows(repo: Repository, conn: sqlite3.Connection, table: str, columns: list[str],
+                key: tuple[str, ...], chosen: set[Key] | None, counts: dict[str, int],
+                progress: Progress) -> tuple[list[str], int]:
+    counter = [0]
+    rows = _rows(conn, table, columns, key, chosen)
+    content, size = repo.save_stream(IteratorReader(encode_rows(rows, counter)), progress)
+    counts[table] = counter[0]
+    return content, size
 
 
 def contents_summary(counts: dict[str, int]) -> dict[str, int]:

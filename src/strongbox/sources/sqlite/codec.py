@@ -48,14 +48,21 @@ def _ext_hook(code: int, data: bytes) -> Any:
     return msgpack.ExtType(code, data)
 
 
-def encode_rows(rows: Iterable[tuple[Any, ...]]) -> Iterator[bytes]:
-    """Yield the encoded stream in batches (so memory stays flat whatever the table size)."""
+def encode_rows(rows: Iterable[tuple[Any, ...]],
+                counter: list[int] | None = None) -> Iterator[bytes]:
+    """Yield the encoded stream in batches (so memory stays flat whatever the table size).
+
+    ``counter[0]``, when given, holds the number of rows encoded once the stream ends.
+    """
     packer = msgpack.Packer(default=_default, use_bin_type=True, autoreset=False)
+    count = 0
     for count, row in enumerate(rows, start=1):
         packer.pack(row)
         if count % ROWS_PER_BATCH == 0:
             yield packer.bytes()
             packer.reset()
+    if counter is not None:
+        counter[0] = count
     tail = packer.bytes()
     if tail:
         yield tail
