@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     job_progress_interval: float = Field(default=0.5, ge=0.0)
     delete_wait_seconds: float = Field(default=15.0, ge=0.0)
 
+    upload_max_bytes: int = Field(default=5 << 30, ge=1,
+                                  description="Largest upload (POST /restore/upload); 413 above")
+    archive_max_uncompressed_bytes: int = Field(
+        default=50 << 30, ge=1, description="Largest archive contents accepted on upload")
+    archive_max_ratio: float = Field(
+        default=500.0, gt=1.0, description="Largest compression ratio accepted on upload")
+
     rate_limits_enabled: bool = True
     rate_limit_create_backup: str = "10/hour"
     rate_limit_restore: str = "5/hour"

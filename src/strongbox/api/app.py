@@ -16,8 +16,10 @@ from strongbox.api.deps import principal_from_headers
 from strongbox.api.errors import install_error_handlers
 from strongbox.api.middleware import RequestContextMiddleware
 from strongbox.api.ratelimit import SlidingWindowLimiter
+from strongbox.api.routers import archive as archive_routes
 from strongbox.api.routers import audit as audit_routes
 from strongbox.api.routers import backups as backup_routes
+from strongbox.api.routers import restore as restore_routes
 from strongbox.api.routers import settings as settings_routes
 from strongbox.api.routers import sources as source_routes
 from strongbox.api.routers import ws as ws_routes
@@ -71,7 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                              enabled=settings.rate_limits_enabled)
     install_error_handlers(app, authenticate=principal_from_headers)
     app.add_middleware(RequestContextMiddleware, audit=services.audit)
-    for module in (backup_routes, source_routes, settings_routes, audit_routes, ws_routes):
+    for module in (backup_routes, restore_routes, source_routes, settings_routes, audit_routes,
+                   ws_routes, archive_routes):
         app.include_router(module.router)
     _document_400_not_422(app)
     return app

@@ -52,3 +52,27 @@ def event_from_job(job: JobView) -> JobEvent:
     return JobEvent(kind, job.id, job.kind, backup_id=job.backup_id, progress=job.progress,
                     result=job.result, error=job.error,
                     timestamp=job.updated_at if kind != PROGRESS else utcnow())
+
+
+def restore_message(event: JobEvent) -> dict[str, Any]:
+    """Section 7's restore events; ``restore.failed`` is shaped like ``backup.failed``."""
+    timestamp = _iso(event.timestamp)
+    if event.type == COMPLETED:
+        result = event.result or {}
+        return {"type": "restore.completed", "job_id": event.job_id,
+                "documents_restored": int(result.get("total_documents", 0)),
+                "duration_seconds": float(result.get("duration_seconds", 0.0)),
+                "timestamp": timestamp}
+    if event.type == FAILED:
+        error = event.error or {}
+        return {"type": "restore.failed", "job_id": event.job_id,
+                "error": {"code": error.get("code", "INTERNAL_ERROR"),
+                          "message": error.get("message", "")},
+                "timestamp": timestamp}
+    progress = event.progress
+    return {"type": "restore.progress", "job_id": event.job_id,
+            "progress": {"percentage": float(progress.get("percentage", 0.0)),
+                         "current_collection": str(progress.get("current_collection", "")),
+                         "documents_restored": int(progress.get("documents_restored", 0)),
+                         "documents_skipped": int(progress.get("documents_skipped", 0))},
+            "timestamp": timestamp}

@@ -14,10 +14,23 @@ from strongbox.api.schemas.backups import (
     RestoreAttempt,
     filters_model,
 )
+from strongbox.api.schemas.restore import (
+    BackupPreviewResponse,
+    CancelRestoreResponse,
+    ConflictInfo,
+    CreateRestoreResponse,
+    RestoreError,
+    RestoreJobStatus,
+    RestoreResults,
+    ValidationResults,
+)
+from strongbox.api.schemas.restore import RestoreProgress as RestoreProgressModel
 from strongbox.api.schemas.sources import SourceResponse
 from strongbox.jobs.store import CANCELLED, JobView
 from strongbox.services.backup_metadata import empty_contents
 from strongbox.services.backups import BackupView, RestoreAttemptView
+from strongbox.services.restore import CancelledRestore, ConflictView, CreatedRestore
+from strongbox.services.restore_preview import BackupPreview
 from strongbox.services.sources import SourceView
 
 FORMAT_VERSION = "1.0"
@@ -103,3 +116,84 @@ def source_response(source: SourceView) -> SourceResponse:
         "exclude_patterns": config.get("exclude_patterns"), "dsn": config.get("dsn"),
         "schema_name": config.get("schema"), "created_at": source.created_at,
         "updated_at": source.updated_at})
+
+
+# --- restore (seed 000 section 2) ---------------------------------------------------------
+
+RESTORE_PROGRESS_DEFAULTS: dict[str, Any] = {
+    "current_operation": "waiting to start", "collections_processed": [],
+    "collections_remaining": [], "documents_restored": 0, "documents_skipped": 0,
+    "documents_failed": 0, "percentage": 0.0, "elapsed_seconds": 0.0}
+
+
+def conflict_info(conflict: ConflictView) -> ConflictInfo:
+    return ConflictInfo(type=conflict.type, existing_id=conflict.existing_id,
+                        backup_id=conflict.backup_id, existing_name=conflict.existing_name,
+                        backup_name=conflict.backup_name, resolution=conflict.resolution)
+
+
+def create_restore_response(created: CreatedRestore) -> CreateRestoreResponse:
+    validation = created.validation
+    return CreateRestoreResponse(
+        job_id=created.job.id, status="pending",  # type: ignore[arg-type]
+        mode=created.mode,  # type: ignore[arg-type]
+        estimated_documents=created.estimated_documents,
+        estimated_duration_seconds=created.estimated_duration_seconds,
+        validation_results=None if validation is None else ValidationResults(
+            is_valid=validation.is_valid, warnings=validation.warnings,
+            errors=validation.errors,
+            conflicts=[conflict_info(c) for c in validation.conflicts]),
+        backup_id=created.backup.id, source_id=created.job.params["source_id"])
+
+
+def restore_errors(job: JobView) -> list[RestoreError] | None:
+    if not job.error:
+        return None
+    details = job.error.get("details")
+    where = details if isinstance(details, dict) else {}
+    return [RestoreError(
+        timestamp=job.completed_at or job.updated_at, collection=str(where.get("table", "")),
+        document_id=str(where["key"]) if where.get("key") is not None else None,
+        error_code=job.error.get("code", "INTERNAL_ERROR"),
+        message=job.error.get("message", ""), details=details)]
+
+
+def restore_job_status(job: JobView) -> RestoreJobStatus:
+    result = job.result if job.status == "completed" else None
+    return RestoreJobStatus(
+        job_id=job.id, status=job_status(job),  # type: ignore[arg-type]
+        mode=job.params["mode"], backup_id=job.backup_id or "",
+        progress=RestoreProgressModel.model_validate(
+            {**RESTORE_PROGRESS_DEFAULTS, **job.progress}),
+        started_at=job.started_at or job.created_at, updated_at=job.updated_at,
+        completed_at=job.completed_at,
+        results=RestoreResults.model_validate(result) if result else None,
+        errors=restore_errors(job))
+
+
+def cancel_restore_response(cancelled: CancelledRestore) -> CancelRestoreResponse:
+    return CancelRestoreResponse(job_id=cancelled.job_id, status="cancelled",
+                                 cancelled_at=cancelled.cancelled_at,
+                                 documents_restored=cancelled.documents_restored,
+                                 rollback_available=cancelled.rollback_available,
+                                 message=cancelled.message)
+
+
+def backup_preview(preview: BackupPreview) -> BackupPreviewResponse:
+    conflicts = preview.conflicts
+    return BackupPreviewResponse.model_validate({
+        "backup_id": preview.backup.id, "created_at": preview.backup.created_at,
+        "contents": {
+            "projects": preview.projects,
+            "sessions_summary": preview.sessions_summary or {"total": 0, "by_project": {}},
+            "messages_summary": preview.messages_summary or {
+                "total": 0, "by_type": {}, "average_per_session": 0},
+            "prompts": preview.prompts,
+            "tables": [vars(t) for t in preview.tables]},
+        "restore_analysis": {
+            "can_restore": preview.can_restore, "has_conflicts": preview.conflicts_count > 0,
+            "conflicts_count": preview.conflicts_count,
+            "conflicts": None if conflicts is None else [conflict_info(c) for c in conflicts],
+            "estimated_time_seconds": preview.estimated_time_seconds,
+            "required_space_bytes": preview.required_space_bytes,
+            "recommendations": preview.recommendations}})

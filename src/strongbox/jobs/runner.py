@@ -4,7 +4,8 @@ A job's kind names a :class:`JobHandler` registered with the runner. The runner 
 job record's life (pending → in_progress → completed | failed | cancelled), turns errors
 into the job's ``error`` block, and publishes the final event; the handler does the work
 and keeps its own domain records (a backup row, a restore row) in step through
-:meth:`JobHandler.failed`.
+:meth:`JobHandler.failed`. A handler that reports progress in its own shape names a
+:class:`JobProgress` subclass as its ``progress_class`` (the restore job does).
 """
 
 from __future__ import annotations
@@ -60,9 +61,11 @@ class JobRunner:
             raise StrongboxError(f"no handler for jobs of kind {kind!r}") from None
 
     def new_progress(self, job: JobView) -> JobProgress:
-        return JobProgress(job.id, job.kind, self.store, self.bus,
-                           steps=self.handler(job.kind).steps, interval=self.interval,
-                           backup_id=job.backup_id)
+        handler = self.handler(job.kind)
+        # A handler may report in its own shape (a JobProgress subclass).
+        factory: type[JobProgress] = getattr(handler, "progress_class", JobProgress)
+        return factory(job.id, job.kind, self.store, self.bus, steps=handler.steps,
+                       interval=self.interval, backup_id=job.backup_id)
 
     def run(self, job_id: str, progress: JobProgress | None = None) -> JobView | None:
         """Run a pending job to its end. Returns the final record (None if not pending)."""

@@ -310,11 +310,12 @@ class BackupService:
 
     def restore_history(self, tenant: str, backup_id: str
                         ) -> builtins.list[RestoreAttemptView]:
-        """Restores made from this backup (jobs of kind ``restore`` naming it)."""
+        """Restores made from this backup (jobs of kind ``restore`` naming it, not dry
+        runs)."""
         attempts = []
         for job in self.store.for_backup(backup_id, kind="restore"):
-            if job.tenant != tenant or job.status not in FINAL:
-                continue
+            if job.tenant != tenant or job.status not in FINAL or job.params.get("dry_run"):
+                continue  # a dry run restored nothing
             result = job.result or {}
             status = "success" if job.status == "completed" else "failed"
             if status == "success" and result.get("failed_documents"):

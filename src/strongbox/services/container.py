@@ -15,13 +15,16 @@ from strongbox.jobs.events import EventBus
 from strongbox.jobs.executor import ThreadJobExecutor
 from strongbox.jobs.runner import JobRunner
 from strongbox.jobs.store import JobStore, JobView
-from strongbox.services import backup_job
+from strongbox.services import backup_job, restore_job
 from strongbox.services.audit import AuditService
 from strongbox.services.backup_job import BackupJobHandler
 from strongbox.services.backup_settings import BackupSettingsService
 from strongbox.services.backups import BackupService
 from strongbox.services.demo import DemoSetup, set_up_demo
 from strongbox.services.keys import KeyService
+from strongbox.services.restore import RestoreService
+from strongbox.services.restore_job import RestoreJobHandler
+from strongbox.services.restore_preview import RestorePreviewService
 from strongbox.services.sources import SourceService
 from strongbox.services.statistics import StatisticsService
 from strongbox.services.storage import RepositoryProvider
@@ -52,6 +55,8 @@ class Services:
     backups: BackupService
     statistics: StatisticsService
     audit: AuditService
+    restores: RestoreService
+    restore_preview: RestorePreviewService
 
     def start(self, *, demo: bool | None = None) -> StartReport:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -82,11 +87,15 @@ def build_services(settings: Settings) -> Services:
     sources = SourceService(catalog)
     backup_settings = BackupSettingsService(catalog, storage)
     runner.register(backup_job.KIND, BackupJobHandler(catalog, storage, sources))
+    runner.register(restore_job.KIND, RestoreJobHandler(storage, sources))
     backups = BackupService(catalog, store, executor, storage, sources, backup_settings,
                             delete_wait_seconds=settings.delete_wait_seconds)
+    restores = RestoreService(store, executor, runner, storage, sources, backups,
+                              cancel_wait_seconds=settings.delete_wait_seconds)
     return Services(
         settings=settings, catalog=catalog, storage=storage, bus=bus, jobs=store,
         runner=runner, executor=executor, keys=KeyService(catalog), sources=sources,
         backup_settings=backup_settings, backups=backups,
         statistics=StatisticsService(catalog, storage, backup_settings),
-        audit=AuditService(catalog))
+        audit=AuditService(catalog), restores=restores,
+        restore_preview=RestorePreviewService(storage, sources, backups, restores))

@@ -78,8 +78,9 @@ class StatisticsService:
                 "from", "from must be before to", "INVALID_DATE_RANGE", start.isoformat())])
         with self.catalog.session() as session:
             backups = list(session.scalars(select(Backup).where(Backup.tenant == tenant)))
-            restores = list(session.scalars(select(Job).where(Job.tenant == tenant,
-                                                              Job.kind == "restore")))
+            restores = [job for job in session.scalars(
+                select(Job).where(Job.tenant == tenant, Job.kind == "restore"))
+                if not job.params.get("dry_run")]  # a dry run restored nothing
         existing = [b for b in backups if b.deleted_at is None
                     and (start is None or b.created_at >= start)
                     and (end is None or b.created_at <= end)]

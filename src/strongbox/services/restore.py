@@ -1,0 +1,351 @@
+"""Restores (seed 000 section 2): start one, follow it, cancel it.
+
+A restore writes a completed backup back into the source it was taken from (the source
+the catalog records for the backup). It runs as a job of kind ``restore`` whose
+``backup_id`` names the backup, which is how ``restore_history`` and the statistics find
+it. One restore at a time per source: a second answers 409 RESTORE_IN_PROGRESS.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from strongbox.errors import StrongboxError
+from strongbox.jobs.executor import JobExecutor
+from strongbox.jobs.runner import JobRunner
+from strongbox.jobs.store import ACTIVE, COMPLETED, JobStore, JobView
+from strongbox.repository.lock import Lock
+from strongbox.services import restore_job
+from strongbox.services.backups import BackupService, BackupView, parse_uuid
+from strongbox.services.errors import (
+    FieldError,
+    InvalidDateRangeFields,
+    JobNotFound,
+    SourceNotFound,
+    ValidationFailed,
+)
+from strongbox.services.principal import Principal
+from strongbox.services.sources import SourceService, SourceView
+from strongbox.services.storage import RepositoryProvider
+from strongbox.sources.sqlite.reader import SnapshotReader
+from strongbox.sources.sqlite.restore import RestoreRequest, plan_restore
+from strongbox.sources.sqlite.restore_plan import PlannedConflict, RowShape, key_text
+
+ROWS_PER_SECOND = 20_000  # assumed for duration estimates
+# Engine table names → seed 000 ConflictInfo.type
+CONFLICT_TYPES = {"projects": "project", "sessions": "session", "messages": "message",
+                  "prompts": "prompt"}
+
+
+class RestoreInProgress(StrongboxError):
+    code = "RESTORE_IN_PROGRESS"
+    http_status = 409
+
+
+class BackupNotRestorable(StrongboxError):
+    """The backup has not completed (pending, running, failed, being deleted)."""
+
+    code = "BACKUP_NOT_COMPLETED"
+    http_status = 409
+
+
+class JobAlreadyFinished(StrongboxError):
+    code = "JOB_ALREADY_FINISHED"
+    http_status = 409
+
+
+@dataclass
+class NewRestore:
+    """A restore as a caller asks for it (seed 000 ``CreateRestoreRequest``, flattened)."""
+
+    backup_id: str
+    mode: str
+    selections: dict[str, list[str]] = field(default_factory=dict)  # seed key → ids
+    exclude: dict[str, list[str]] = field(default_factory=dict)  # seed key → ids
+    date_range: dict[str, Any] | None = None
+    on_conflict: str | None = None
+    overwrite_existing: bool = False
+    maintain_ids: bool = False
+    validate_before_restore: bool = True
+    dry_run: bool = False
+    name_suffix: str = "_restored"
+    target_project_id: str | None = None
+    target_project_name: str | None = None
+
+
+@dataclass
+class ConflictView:
+    type: str
+    existing_id: str
+    backup_id: str
+    resolution: str
+    existing_name: str | None = None
+    backup_name: str | None = None
+    table: str = ""
+
+
+@dataclass
+class ValidationOutcome:
+    is_valid: bool
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    conflicts: list[ConflictView] = field(default_factory=list)
+
+
+@dataclass
+class CreatedRestore:
+    job: JobView
+    backup: BackupView
+    mode: str
+    estimated_documents: int
+    estimated_duration_seconds: float
+    validation: ValidationOutcome | None
+
+
+@dataclass
+class CancelledRestore:
+    job_id: str
+    cancelled_at: datetime
+    documents_restored: int
+    rollback_available: bool
+    message: str
+
+
+def conflict_view(conflict: PlannedConflict) -> ConflictView:
+    existing_name = conflict.existing_name
+    if existing_name is None and conflict.kind in ("unique:name", "unique:title"):
+        existing_name = conflict.backup_name  # they collide on exactly that value
+    return ConflictView(CONFLICT_TYPES.get(conflict.table, conflict.table),
+                        conflict.existing_key, conflict.key, conflict.resolution,
+                        existing_name, conflict.backup_name, conflict.table)
+
+
+def table_map(ids: dict[str, list[str]]) -> dict[str, list[Any]]:
+    """Seed selection keys (``projects``, ``exclude_sessions``...) → engine table names."""
+    return {key.removeprefix("exclude_"): list(values) for key, values in ids.items() if values}
+
+
+def duration_for(rows: int) -> float:
+    return max(1.0, round(rows / ROWS_PER_SECOND, 1))
+
+
+class RestoreService:
+    def __init__(self, store: JobStore, executor: JobExecutor, runner: JobRunner,
+                 storage: RepositoryProvider, sources: SourceService,
+                 backups: BackupService, *, cancel_wait_seconds: float = 15.0) -> None:
+        self.store = store
+        self.executor = executor
+        self.runner = runner
+        self.storage = storage
+        self.sources = sources
+        self.backups = backups
+        self.cancel_wait_seconds = cancel_wait_seconds
+        self._lock = threading.Lock()
+
+    # --- create ---------------------------------------------------------------------------
+
+    def restorable(self, tenant: str, backup_id: str) -> tuple[BackupView, SourceView]:
+        """The backup (404 if not the tenant's) and the source it restores into."""
+        backup = self.backups.get(tenant, backup_id)
+        if not backup.can_restore or backup.snapshot_id is None:
+            raise BackupNotRestorable(
+                f"backup {backup.id} is {backup.status}: only completed backups can be "
+                "restored", details={"status": backup.status})
+        if backup.source_id is None:
+            raise SourceNotFound(f"the source of backup {backup.id} is no longer registered")
+        try:
+            source = self.sources.get(tenant, backup.source_id)
+        except SourceNotFound:
+            raise SourceNotFound(f"the source of backup {backup.id} ({backup.source_name}) "
+                                 "is no longer registered") from None
+        return backup, source
+
+    def create(self, principal: Principal, spec: NewRestore) -> CreatedRestore:
+        tenant = principal.tenant
+        if parse_uuid(spec.backup_id) is None:
+            raise ValidationFailed("request validation failed", [FieldError(
+                "backup_id", "backup_id must be a UUID", "INVALID_FORMAT", spec.backup_id)])
+        backup, source = self.restorable(tenant, spec.backup_id)
+        if spec.date_range is not None and source.kind == "sqlite" and spec.mode != "full":
+            in_range = self._sessions_in(backup, spec)
+            spec = replace(spec, date_range=None, selections={
+                **spec.selections, "sessions": [*spec.selections.get("sessions", []),
+                                                *in_range]})
+        request = self._request(spec, source)
+        self._check_not_running(source)
+        estimate = int((backup.contents or {}).get("total_documents", 0))
+        validation = None
+        if spec.validate_before_restore and source.kind == "sqlite":
+            validation, planned = self._validate(backup, source, request)
+            if not validation.is_valid:
+                raise ValidationFailed(
+                    "the restore would fail: " + "; ".join(validation.errors),
+                    details={"validation_results": _validation_doc(validation)})
+            estimate = planned
+        params = {"source_id": source.id, "snapshot_id": backup.snapshot_id,
+                  "mode": request.mode, "selections": request.selections,
+                  "exclude": request.exclude, "on_conflict": request.on_conflict,
+                  "maintain_ids": request.maintain_ids, "name_suffix": request.name_suffix,
+                  "dry_run": request.dry_run,
+                  "replace": spec.overwrite_existing or request.on_conflict == "overwrite"}
+        with self._lock:  # the check and the new row together: one restore per source
+            self._check_not_running(source)
+            job = self.store.create(tenant, restore_job.KIND, params, backup_id=backup.id,
+                                    created_by=principal.key_id)
+        self.executor.submit(job)
+        return CreatedRestore(job, backup, request.mode, estimate, duration_for(estimate),
+                              validation)
+
+    @staticmethod
+    def _request(spec: NewRestore, source: SourceView) -> RestoreRequest:
+        errors: list[FieldError] = []
+        selections, exclude = table_map(spec.selections), table_map(spec.exclude)
+        if spec.mode == "selective" and not selections:
+            errors.append(FieldError("selections", "a selective restore needs at least one "
+                                     "of projects, sessions, messages, prompts", "REQUIRED"))
+        if spec.mode == "full" and (selections or exclude):
+            errors.append(FieldError("selections", "a full restore takes every row: use "
+                                     "selective or merge mode to choose rows",
+                                     "NOT_APPLICABLE"))
+        if spec.date_range is not None:
+            errors.append(FieldError("selections.date_range", "a date range selects the "
+                                     "sessions of a database backup in selective or merge "
+                                     "mode", "NOT_APPLICABLE"))
+        for name, value in (("target.project_id", spec.target_project_id),
+                            ("target.project_name", spec.target_project_name)):
+            if value is not None:
+                errors.append(FieldError(name, "restoring into another project is not "
+                                         "supported: rows keep their project (renamed with "
+                                         "project_name_suffix on conflict)", "NOT_SUPPORTED"))
+        if source.kind == "files":
+            errors.append(FieldError("backup_id", "this is a backup of a file tree; the "
+                                     "restore endpoints restore databases", "NOT_SUPPORTED",
+                                     spec.backup_id))
+        elif source.kind == "postgres" and spec.mode != "full":
+            errors.append(FieldError("mode", "PostgreSQL sources are restored whole: use "
+                                     "mode 'full'", "NOT_SUPPORTED", spec.mode))
+        if errors:
+            raise ValidationFailed("request validation failed", errors)
+        on_conflict = spec.on_conflict or ("overwrite" if spec.overwrite_existing else "skip")
+        request = RestoreRequest(mode=spec.mode, selections=selections, exclude=exclude,
+                                 on_conflict=on_conflict, maintain_ids=spec.maintain_ids,
+                                 name_suffix=spec.name_suffix, dry_run=spec.dry_run)
+        try:
+            request.validate()
+        except StrongboxError as exc:
+            raise ValidationFailed("request validation failed", [FieldError(
+                "body", exc.message, "INVALID_VALUE")]) from None
+        return request
+
+    def _sessions_in(self, backup: BackupView, spec: NewRestore) -> list[str]:
+        """Keys of the backup's sessions created within ``spec.date_range``."""
+        assert spec.date_range is not None and backup.snapshot_id is not None
+        start = _moment(spec.date_range.get("start"))
+        end = _moment(spec.date_range.get("end"))
+        if start is None or end is None or start >= end:
+            raise InvalidDateRangeFields("the date range is invalid", [FieldError(
+                "selections.date_range.start", "start must be before end",
+                "INVALID_DATE_RANGE", spec.date_range.get("start"))])
+        repo = self.storage.open()
+        reader = SnapshotReader(repo, repo.load_snapshot(backup.snapshot_id))
+        info = next((t for t in reader.tables() if t.name == "sessions"), None)
+        if info is None or "created_at" not in info.columns or len(info.primary_key) != 1:
+            raise ValidationFailed("request validation failed", [FieldError(
+                "selections.date_range", "the backup has no sessions table with created_at",
+                "NOT_APPLICABLE")])
+        shape = RowShape(info)
+        found = []
+        for row in reader.rows("sessions"):
+            record = shape.record(row)
+            moment = _moment(record.get("created_at"))
+            if moment is not None and start <= moment <= end:
+                found.append(key_text(shape.key(row)))
+        if not found and spec.mode == "selective":
+            raise ValidationFailed("request validation failed", [FieldError(
+                "selections.date_range", "no session of the backup was created in this "
+                "range", "NOT_FOUND")])
+        return found
+
+    def _check_not_running(self, source: SourceView) -> None:
+        for job in self.store.active():
+            if job.kind == restore_job.KIND and job.params.get("source_id") == source.id:
+                raise RestoreInProgress(
+                    f"restore job {job.id} into source {source.name!r} is still running; "
+                    "wait for it or cancel it", details={"job_id": job.id})
+
+    def _validate(self, backup: BackupView, source: SourceView,
+                  request: RestoreRequest) -> tuple[ValidationOutcome, int]:
+        """Run the restore as a dry run: its plan is an exact prediction."""
+        assert backup.snapshot_id is not None
+        repo = self.storage.open()
+        try:
+            with Lock(repo.backend, exclusive=False).acquire():
+                plan = plan_restore(repo, backup.snapshot_id, source.config["path"], request)
+        except StrongboxError as exc:
+            return ValidationOutcome(False, errors=[exc.message]), 0
+        return ValidationOutcome(True, warnings=list(plan.warnings),
+                                 conflicts=[conflict_view(c) for c in plan.conflicts()]
+                                 ), plan.total_rows
+
+    # --- read -----------------------------------------------------------------------------
+
+    def job(self, tenant: str, job_id: str) -> JobView:
+        return self.backups.job(tenant, job_id, kind=restore_job.KIND)
+
+    # --- cancel ---------------------------------------------------------------------------
+
+    def cancel(self, principal: Principal, job_id: str) -> CancelledRestore:
+        job = self.job(principal.tenant, job_id)
+        if not job.active:
+            raise JobAlreadyFinished(f"restore job {job.id} has already ended ({job.status})",
+                                     details={"status": job.status})
+        started = job.status != "pending"
+        if not self.executor.cancel(job.id) and self.runner.cancel_pending(job.id) is None:
+            self.store.request_cancel(job.id)  # running elsewhere: it polls this flag
+        final = self._wait(job.id)
+        if final.status == COMPLETED:
+            raise JobAlreadyFinished(f"restore job {job.id} finished before it could be "
+                                     "cancelled", details={"status": final.status})
+        started = started or final.started_at is not None
+        written = int(final.progress.get("documents_restored", 0))
+        if final.status in ACTIVE:
+            message = ("cancellation requested; the restore stops at its next safe point "
+                       "and rolls back everything it wrote")
+        elif started:
+            message = (f"restore cancelled and rolled back: the {written} row(s) it had "
+                       "processed were undone; the target is as it was before")
+        else:
+            message = "restore cancelled before it started; the target was not touched"
+        return CancelledRestore(job.id, final.completed_at or final.updated_at, written,
+                                started, message)
+
+    def _wait(self, job_id: str) -> JobView:
+        deadline = time.monotonic() + self.cancel_wait_seconds
+        while True:
+            job = self.store.get(job_id)
+            if job is None:
+                raise JobNotFound(f"job {job_id} not found")
+            if not job.active or time.monotonic() >= deadline:
+                return job
+            time.sleep(0.05)
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _validation_doc(outcome: ValidationOutcome) -> dict[str, Any]:
+    return {"is_valid": outcome.is_valid, "warnings": outcome.warnings,
+            "errors": outcome.errors,
+            "conflicts": [{k: v for k, v in vars(c).items() if v is not None and k != "table"}
+                          for c in outcome.conflicts]}

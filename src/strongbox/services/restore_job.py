@@ -1,0 +1,191 @@
+"""The ``restore`` job: write a backup's snapshot back into its source database.
+
+SQLite sources go through :func:`~strongbox.sources.sqlite.restore.restore_sqlite` (every
+mode); PostgreSQL sources through
+:func:`~strongbox.sources.postgres.restore.restore_postgres_full` (full mode only). Both
+engines work in one transaction on the target, so a failed or cancelled restore leaves it
+as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from strongbox.jobs.progress import JobProgress
+from strongbox.jobs.store import JobView
+from strongbox.repository.lock import Lock
+from strongbox.repository.repository import Repository
+from strongbox.repository.snapshot import Snapshot
+from strongbox.services.sources import SourceService, SourceView
+from strongbox.services.storage import RepositoryProvider
+from strongbox.sources.sqlite.reader import SnapshotReader
+from strongbox.sources.sqlite.restore import RestoreRequest, RestoreResult, restore_sqlite
+
+KIND = "restore"
+STEPS = ("opening repository", "restoring")
+# Seed 000 result counters, by the table whose rows they count.
+COUNTED_TABLES = ("projects", "sessions", "messages", "prompts")
+
+
+class RestoreProgress(JobProgress):
+    """A job's progress in the shape of seed 000 ``RestoreJobStatus.progress``.
+
+    The engines name the table they work on in their operation text ("restoring
+    messages"); the handler tells this class which tables there are, so it can say which
+    are done and which remain. Until the end, ``documents_restored`` counts the rows
+    processed (restored or skipped); the final split comes from the engine's result.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.collections: list[str] = []
+        self.current_collection = ""
+        self.done_collections = 0
+        self.final_counts: tuple[int, int, int] | None = None  # restored, skipped, failed
+
+    def operation(self, text: str) -> None:
+        name = text.removeprefix("restoring table ").removeprefix("restoring ")
+        entered = name in self.collections and name != self.current_collection
+        if entered:
+            self.current_collection = name
+            self.done_collections = max(self.done_collections, self.collections.index(name))
+        super().operation(text)
+        if entered:  # tables are few: report each one, like a step
+            self.flush()
+
+    def finish(self, restored: int, skipped: int, failed: int) -> None:
+        self.final_counts = (restored, skipped, failed)
+        self.done_collections = len(self.collections)
+        self.current_collection = ""
+
+    def snapshot(self) -> dict[str, Any]:
+        base = super().snapshot()
+        if self.final_counts is not None:
+            restored, skipped, failed = self.final_counts
+        else:
+            restored, skipped, failed = self.state.items_done, 0, 0
+        doc: dict[str, Any] = {
+            "current_operation": "done" if self.finished else base["current_operation"],
+            "current_collection": self.current_collection,
+            "collections_processed": self.collections[:self.done_collections],
+            "collections_remaining": self.collections[self.done_collections:],
+            "documents_restored": restored,
+            "documents_skipped": skipped,
+            "documents_failed": failed,
+            "percentage": base["percentage"],
+            "elapsed_seconds": base["elapsed_seconds"],
+        }
+        for name in ("documents_total", "estimated_remaining_seconds"):
+            if name in base:
+                doc[name] = base[name]
+        return doc
+
+
+def restore_request(params: dict[str, Any]) -> RestoreRequest:
+    """The engine request a job's parameters describe."""
+    return RestoreRequest(
+        mode=params["mode"], selections=dict(params.get("selections") or {}),
+        exclude=dict(params.get("exclude") or {}), on_conflict=params["on_conflict"],
+        maintain_ids=bool(params["maintain_ids"]), name_suffix=params["name_suffix"],
+        dry_run=bool(params["dry_run"]))
+
+
+def flatten_mappings(by_table: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Seed 000's flat ``old_id -> new_id`` map. An old id that only one table maps keeps
+    its plain form; one that several tables map (integer keys, say) is written
+    ``<table>:<old id>`` for each of them."""
+    seen: dict[str, int] = {}
+    for mapping in by_table.values():
+        for old in mapping:
+            seen[old] = seen.get(old, 0) + 1
+    flat = {}
+    for table, mapping in by_table.items():
+        for old, new in mapping.items():
+            flat[old if seen[old] == 1 else f"{table}:{old}"] = new
+    return flat
+
+
+def sqlite_result(result: RestoreResult) -> dict[str, Any]:
+    restored = {t: counts["inserted"] + counts["updated"] for t, counts in result.tables.items()}
+    return {
+        **{f"{t}_restored": restored.get(t, 0) for t in COUNTED_TABLES},
+        "total_documents": result.rows_restored,
+        "skipped_duplicates": result.rows_skipped,
+        "failed_documents": result.rows_failed,
+        "id_mappings": flatten_mappings(result.id_mappings),
+        "id_mappings_by_table": result.id_mappings,
+        "tables": result.tables,
+        "conflicts_count": sum(1 for _ in result.plan.conflicts()),
+        "warnings": list(result.plan.warnings),
+        "safety_snapshot_id": result.safety_snapshot,
+    }
+
+
+def postgres_result(done: dict[str, Any]) -> dict[str, Any]:
+    counts: dict[str, int] = dict(done.get("tables", {}))
+    return {
+        **{f"{t}_restored": counts.get(t, 0) for t in COUNTED_TABLES},
+        "total_documents": int(done.get("rows", 0)), "skipped_duplicates": 0,
+        "failed_documents": 0, "id_mappings": {}, "id_mappings_by_table": {},
+        "tables": {t: {"inserted": n, "updated": 0, "skipped": 0, "deleted": 0}
+                   for t, n in counts.items()},
+        "conflicts_count": 0, "warnings": [], "safety_snapshot_id": None,
+    }
+
+
+def restore_order(reader: SnapshotReader, request: RestoreRequest) -> list[str]:
+    wanted = request.tables
+    return [t for t in reader.graph().topological_order() if wanted is None or t in wanted]
+
+
+class RestoreJobHandler:
+    steps: Sequence[str] = STEPS
+    progress_class = RestoreProgress
+
+    def __init__(self, storage: RepositoryProvider, sources: SourceService) -> None:
+        self.storage = storage
+        self.sources = sources
+
+    def run(self, job: JobView, progress: JobProgress) -> dict[str, Any]:
+        started = time.monotonic()
+        params = job.params
+        progress.step("opening repository")
+        source = self.sources.get(job.tenant, params["source_id"])
+        repo = self.storage.open()
+        snapshot = repo.load_snapshot(params["snapshot_id"])
+        with Lock(repo.backend, exclusive=False).acquire():
+            outcome = self._restore(repo, snapshot, source, params, progress)
+        if isinstance(progress, RestoreProgress):
+            progress.finish(outcome["total_documents"], outcome["skipped_duplicates"],
+                            outcome["failed_documents"])
+        return {"backup_id": job.backup_id, "source_id": source.id, "mode": params["mode"],
+                "dry_run": bool(params.get("dry_run")), **outcome,
+                "duration_seconds": round(time.monotonic() - started, 3)}
+
+    @staticmethod
+    def _restore(repo: Repository, snapshot: Snapshot, source: SourceView,
+                 params: dict[str, Any], progress: JobProgress) -> dict[str, Any]:
+        reader = SnapshotReader(repo, snapshot)
+        if source.kind == "sqlite":
+            request = restore_request(params)
+            if isinstance(progress, RestoreProgress):
+                progress.collections = restore_order(reader, request)
+            progress.step("restoring")
+            return sqlite_result(restore_sqlite(repo, snapshot, source.config["path"],
+                                                request, progress))
+        if isinstance(progress, RestoreProgress):
+            progress.collections = [t.name for t in reader.tables()]
+        progress.step("restoring")
+        # Imported here: the PostgreSQL driver is only needed by servers that use it.
+        from strongbox.sources.postgres.restore import restore_postgres_full
+
+        done = restore_postgres_full(repo, snapshot, source.config["dsn"],
+                                     target_schema=source.config.get("schema"),
+                                     replace=bool(params.get("replace")), progress=progress)
+        return postgres_result(done)
+
+    def failed(self, job: JobView, error: dict[str, Any]) -> None:
+        """Nothing to bring in step: the engines leave the target as it was, and the
+        job row is the restore's only record."""
