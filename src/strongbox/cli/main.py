@@ -6,16 +6,9 @@ import typer
 
 from strongbox import __version__
 from strongbox.cli import db, repo, serve
-from strongbox.memory import pin_mmap_threshold
 
 app = typer.Typer(help="Strongbox: backup and recovery for application data.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-@app.callback()
-def _startup() -> None:
-    """Strongbox: backup and recovery for application data."""
-    pin_mmap_threshold()
-
-
 app.add_typer(repo.app, name="repo")
 app.add_typer(db.app, name="db")
 app.command()(serve.serve)
