@@ -73,7 +73,7 @@ def _date_range(repo: Repository, snapshot: Snapshot) -> dict[str, str] | None:
             if table is None or "created_at" not in table.columns:
                 continue
             position = table.columns.index("created_at") + (1 if table.has_rowid_key else 0)
-            moments = [m for m in (_moment(row[position]) for row in reader.rows(table_name))
+            moments = [m for m in (parse_moment(row[position]) for row in reader.rows(table_name))
                        if m is not None]
             if moments:
                 return {"earliest": min(moments).isoformat().replace("+00:00", "Z"),
@@ -81,7 +81,8 @@ def _date_range(repo: Repository, snapshot: Snapshot) -> dict[str, str] | None:
     return None
 
 
-def _moment(value: Any) -> datetime | None:
+def parse_moment(value: Any) -> datetime | None:
+    """An ISO 8601 text as an aware UTC datetime; None for anything else."""
     if not isinstance(value, str):
         return None
     try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from strongbox.errors import StrongboxError
@@ -20,6 +20,7 @@ from strongbox.jobs.runner import JobRunner
 from strongbox.jobs.store import ACTIVE, COMPLETED, JobStore, JobView
 from strongbox.repository.lock import Lock
 from strongbox.services import restore_job
+from strongbox.services.backup_metadata import parse_moment
 from strongbox.services.backups import BackupService, BackupView, parse_uuid
 from strongbox.services.errors import (
     FieldError,
@@ -244,8 +245,8 @@ class RestoreService:
     def _sessions_in(self, backup: BackupView, spec: NewRestore) -> list[str]:
         """Keys of the backup's sessions created within ``spec.date_range``."""
         assert spec.date_range is not None and backup.snapshot_id is not None
-        start = _moment(spec.date_range.get("start"))
-        end = _moment(spec.date_range.get("end"))
+        start = parse_moment(spec.date_range.get("start"))
+        end = parse_moment(spec.date_range.get("end"))
         if start is None or end is None or start >= end:
             raise InvalidDateRangeFields("the date range is invalid", [FieldError(
                 "selections.date_range.start", "start must be before end",
@@ -261,7 +262,7 @@ class RestoreService:
         found = []
         for row in reader.rows("sessions"):
             record = shape.record(row)
-            moment = _moment(record.get("created_at"))
+            moment = parse_moment(record.get("created_at"))
             if moment is not None and start <= moment <= end:
                 found.append(key_text(shape.key(row)))
         if not found and spec.mode == "selective":
@@ -332,16 +333,6 @@ class RestoreService:
             if not job.active or time.monotonic() >= deadline:
                 return job
             time.sleep(0.05)
-
-
-def _moment(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _validation_doc(outcome: ValidationOutcome) -> dict[str, Any]:
