@@ -8,11 +8,17 @@ at shared storage to outgrow one machine.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 from strongbox.errors import InvalidRequest
 
@@ -41,8 +47,35 @@ def parse_rate(text: str) -> tuple[int, float]:
     return int(count), window
 
 
+def config_file() -> Path | None:
+    """The TOML config file: ``STRONGBOX_CONFIG_FILE``, else ``./strongbox.toml`` if present."""
+    named = os.environ.get("STRONGBOX_CONFIG_FILE")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise InvalidRequest(f"STRONGBOX_CONFIG_FILE {named!r}: no such file")
+        return path
+    default = Path("strongbox.toml")
+    return default if default.is_file() else None
+
+
 class Settings(BaseSettings):
+    """Values come from, highest first: constructor arguments, ``STRONGBOX_*`` environment
+    variables, the TOML config file (same names, lower case, without the prefix), defaults."""
+
     model_config = SettingsConfigDict(env_prefix="STRONGBOX_", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = config_file()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
 
     data_dir: Path = Path(".strongbox")
     database_url: str = Field(default="",
