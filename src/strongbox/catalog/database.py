@@ -71,3 +71,12 @@ class Catalog:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# Databases store offsets as 64-bit integers; a page far past the end is simply empty.
+MAX_SQL_OFFSET = 2**62
+
+
+def sql_offset(page: int, size: int) -> int:
+    """The row offset of a 1-based page, capped so any page number is safe to query."""
+    return min((page - 1) * size, MAX_SQL_OFFSET)

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from strongbox.catalog.database import Catalog
+from strongbox.catalog.database import Catalog, sql_offset
 from strongbox.catalog.models import AuditEntry
 
 
@@ -72,5 +72,5 @@ class AuditService:
         with self.catalog.session() as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.scalars(query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
-                                   .offset((page - 1) * size).limit(size))
+                                   .offset(sql_offset(page, size)).limit(size))
             return AuditPage([_record(row) for row in rows], total, page, size)

@@ -99,9 +99,11 @@ class BackupSettingsService:
     def update(self, tenant: str, patch: dict[str, Any]
                ) -> tuple[dict[str, Any], list[str], list[str]]:
         """Apply a partial update; returns (settings, updated fields, warnings)."""
+        # null clears an optional value (a quota, a webhook); anywhere else it means "leave
+        # it as it is", like a value left out, so no required field is ever emptied.
+        patch = _drop_nulls(copy.deepcopy(patch))
         self._check(patch)
         before = self._stored(tenant)
-        patch = copy.deepcopy(patch)
         storage = patch.get("storage", {})
         filesystem = storage.get("filesystem") or {}
         for derived in ("base_directory", "current_usage_gb"):
@@ -181,3 +183,16 @@ class BackupSettingsService:
         if doc["notifications"]["enabled"]:
             warnings.append("notifications are stored; none are sent yet")
         return warnings
+
+
+CLEARABLE = frozenset({"max_size_gb", "max_backups", "max_age_days", "max_total_size_gb",
+                       "cleanup_schedule", "prefix", "key_management", "email_recipients",
+                       "webhook_url", "last_run", "next_run", "filters", "options"})
+
+
+def _drop_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None or k in CLEARABLE}
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    return value

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Select, func, or_, select, update
 
-from strongbox.catalog.database import Catalog
+from strongbox.catalog.database import Catalog, sql_offset
 from strongbox.catalog.models import Backup
 from strongbox.catalog.types import utcnow
 from strongbox.errors import InsufficientStorage, SnapshotNotFound
@@ -298,7 +298,7 @@ class BackupService:
                                                .group_by(matching.c.type)):
                 by_type[kind] = count
             rows = session.scalars(base.order_by(order, Backup.id)
-                                   .offset((query.page - 1) * query.size).limit(query.size))
+                                   .offset(sql_offset(query.page, query.size)).limit(query.size))
             items = [_view(row) for row in rows]
         summary: dict[str, Any] = {"total_size_bytes": int(size_sum), "total_backups": total,
                                    "backups_by_type": by_type}
