@@ -41,7 +41,7 @@ import psycopg
 from psycopg import sql
 
 from measure import DiskUsage, log_tail, run_measured
-from sqlite_bench import demo_shape, fmt, render_table, verdict
+from sqlite_bench import Step, demo_shape, fmt, open_repository, parse_sizes, render_table, verdict
 from strongbox.demo.app_database import generate
 from strongbox.repository.backend import LocalBackend
 from strongbox.repository.repository import Repository
@@ -89,10 +89,6 @@ PG_AFTER_LOAD = (
 
 
 # ---------------------------------------------------------------- steps (child processes)
-
-
-def open_repository(path: Path) -> Repository:
-    return Repository.open(LocalBackend(path), os.environ["STRONGBOX_PASSPHRASE"])
 
 
 def step_backup(repo_path: Path, dsn: str, report: Path) -> None:
@@ -167,14 +163,6 @@ def verify(dsn: str, expected: dict[str, int]) -> str:
 
 
 # ---------------------------------------------------------------- one size, both tools
-
-
-@dataclass
-class Step:
-    wall_seconds: float
-    cpu_seconds: float
-    peak_rss_bytes: int
-    ok: bool
 
 
 @dataclass
@@ -355,10 +343,6 @@ def report(results: list[SizeResult], main: SizeResult, server: Any) -> None:
 
 
 # ---------------------------------------------------------------- CLI
-
-
-def parse_sizes(text: str) -> list[int]:
-    return [int(part) for part in text.split(",") if part.strip() and int(part) > 0]
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
