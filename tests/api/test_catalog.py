@@ -20,7 +20,7 @@ def test_migrations_match_the_models(tmp_path: Path) -> None:
     with catalog.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, Base.metadata) == []
-        assert context.get_current_revision() == "0001"
+        assert context.get_current_revision() == "0002"
     assert set(inspect(catalog.engine).get_table_names()) == set(Base.metadata.tables) | {
         "alembic_version"}
     catalog.dispose()
