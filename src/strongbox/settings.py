@@ -84,6 +84,8 @@ class Settings(BaseSettings):
                             description="Repository location; empty: <data_dir>/repository")
     passphrase: SecretStr | None = None
     passphrase_file: Path | None = None
+    # Seals secrets at rest in the catalog (DSN passwords); default: <data_dir>/secret.key
+    secret_key: SecretStr | None = None
     demo: bool = False
     demo_tenant: str = "default"
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from strongbox.catalog.models import Source
+from strongbox.services.secret_box import SecretBox, SecretUnreadable
 from tests.api.conftest import Server
 from tests.api.test_backups_contract import assert_error
 
@@ -78,6 +80,21 @@ def test_postgres_passwords_are_never_returned(server: Server, dsn: str, masked:
     # ...while the server keeps the real one to connect with.
     stored = server.services.sources.get("default", body["_id"])
     assert stored.config["dsn"] == dsn
+    # ...sealed in the catalog, not readable from a copy of it.
+    with server.services.catalog.session() as session:
+        row = session.get(Source, body["_id"])
+        assert row is not None
+        assert "s3cret" not in str(row.config) and row.config["dsn"].startswith("sealed:v1:")
+
+
+def test_a_wrong_secret_key_is_a_clear_error(tmp_path: Path) -> None:
+    box = SecretBox(tmp_path / "secret.key")
+    sealed = box.seal("postgresql://app:s3cret@db/app")
+    assert (tmp_path / "secret.key").stat().st_mode & 0o777 == 0o600
+    assert SecretBox(tmp_path / "secret.key").open(sealed) == "postgresql://app:s3cret@db/app"
+    assert box.open("host=db") == "host=db"  # stored before sealing: read as is
+    with pytest.raises(SecretUnreadable, match="re-enter it"):
+        SecretBox(tmp_path / "other.key").open(sealed)
 
 
 @pytest.mark.parametrize(("body", "field"), [

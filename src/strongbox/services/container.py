@@ -25,6 +25,7 @@ from strongbox.services.keys import KeyService
 from strongbox.services.restore import RestoreService
 from strongbox.services.restore_job import RestoreJobHandler
 from strongbox.services.restore_preview import RestorePreviewService
+from strongbox.services.secret_box import SecretBox
 from strongbox.services.sources import SourceService
 from strongbox.services.statistics import StatisticsService
 from strongbox.services.storage import RepositoryProvider
@@ -84,7 +85,8 @@ def build_services(settings: Settings) -> Services:
     store = JobStore(catalog)
     runner = JobRunner(store, bus, interval=settings.job_progress_interval)
     executor = ThreadJobExecutor(runner, settings.job_workers)
-    sources = SourceService(catalog)
+    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    sources = SourceService(catalog, SecretBox(settings.data_dir / "secret.key", secret_key))
     backup_settings = BackupSettingsService(catalog, storage)
     runner.register(backup_job.KIND, BackupJobHandler(catalog, storage, sources))
     runner.register(restore_job.KIND, RestoreJobHandler(storage, sources))

@@ -22,6 +22,7 @@ from strongbox.services.errors import (
     SourceNotFound,
     ValidationFailed,
 )
+from strongbox.services.secret_box import SecretBox
 
 KINDS = ("sqlite", "files", "postgres")
 MASK = "********"
@@ -75,9 +76,7 @@ class SourceSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _view(row: Source) -> SourceView:
-    return SourceView(row.id, row.tenant, row.name, row.kind, dict(row.config), row.created_at,
-                      row.updated_at)
+SEALED_FIELDS = ("dsn",)  # the catalog keeps these sealed (services/secret_box.py)
 
 
 def _config(kind: str, spec: SourceSpec, base: dict[str, Any]) -> dict[str, Any]:
@@ -118,8 +117,24 @@ def _config(kind: str, spec: SourceSpec, base: dict[str, Any]) -> dict[str, Any]
 
 
 class SourceService:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, secrets: SecretBox) -> None:
         self.catalog = catalog
+        self.secrets = secrets
+
+    def _view(self, row: Source) -> SourceView:
+        config = dict(row.config)
+        for name in SEALED_FIELDS:
+            if isinstance(config.get(name), str):
+                config[name] = self.secrets.open(config[name])
+        return SourceView(row.id, row.tenant, row.name, row.kind, config, row.created_at,
+                          row.updated_at)
+
+    def _sealed(self, config: dict[str, Any]) -> dict[str, Any]:
+        sealed = dict(config)
+        for name in SEALED_FIELDS:
+            if isinstance(sealed.get(name), str):
+                sealed[name] = self.secrets.seal(sealed[name])
+        return sealed
 
     def create(self, tenant: str, spec: SourceSpec) -> SourceView:
         errors = []
@@ -132,7 +147,7 @@ class SourceService:
             raise ValidationFailed("the source is not valid", errors)
         assert spec.name is not None and spec.kind is not None
         row = Source(id=str(uuid.uuid4()), tenant=tenant, name=spec.name.strip(), kind=spec.kind,
-                     config=_config(spec.kind, spec, {}))
+                     config=self._sealed(_config(spec.kind, spec, {})))
         return self._save(row, add=True)
 
     def _save(self, row: Source, *, add: bool) -> SourceView:
@@ -143,7 +158,7 @@ class SourceService:
                 else:
                     row = session.merge(row)
                 session.flush()
-                return _view(row)
+                return self._view(row)
         except IntegrityError:
             raise ValidationFailed("the source is not valid", [FieldError(
                 "name", "this tenant already has a source of that name", "DUPLICATE",
@@ -153,14 +168,14 @@ class SourceService:
         with self.catalog.session() as session:
             rows = session.scalars(select(Source).where(Source.tenant == tenant)
                                    .order_by(Source.created_at, Source.name))
-            return [_view(row) for row in rows]
+            return [self._view(row) for row in rows]
 
     def get(self, tenant: str, source_id: str) -> SourceView:
         with self.catalog.session() as session:
             row = session.get(Source, source_id)
             if row is None or row.tenant != tenant:
                 raise SourceNotFound(f"source {source_id} not found")
-            return _view(row)
+            return self._view(row)
 
     def default(self, tenant: str, kind: str = "sqlite") -> SourceView | None:
         """The tenant's first source of ``kind`` (the seed-000 backup target by default)."""
@@ -178,7 +193,7 @@ class SourceService:
                                        [FieldError("name", "the name is empty", "REQUIRED")])
             name = spec.name.strip()
         row = Source(id=current.id, tenant=tenant, name=name, kind=current.kind,
-                     config=_config(current.kind, spec, current.config),
+                     config=self._sealed(_config(current.kind, spec, current.config)),
                      created_at=current.created_at, updated_at=utcnow())
         return self._save(row, add=False)
 
@@ -191,6 +206,6 @@ class SourceService:
                 Backup.source_id == source_id, Backup.status.in_(("pending", "in_progress"))))
             if running is not None:
                 raise BackupInProgress(f"backup {running} of this source is still running")
-            view = _view(row)
+            view = self._view(row)
             session.delete(row)
             return view

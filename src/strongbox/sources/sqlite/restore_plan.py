@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from strongbox.errors import InvalidRequest, SourceError
-from strongbox.sources.sqlite.codec import InvalidText
 from strongbox.sources.sqlite.foreign_keys import ForeignKeyGraph
 from strongbox.sources.sqlite.reader import SnapshotReader, TableInfo
 from strongbox.sources.sqlite.selection import Key, Selection, expand_selection
+from strongbox.sources.sqlite.snapshot_lookup import SnapshotRowLookup, value_text
 
 MODES = ("full", "selective", "merge")
 RESOLUTIONS = ("skip", "overwrite", "rename", "merge", "fail")
@@ -193,14 +193,6 @@ class RestoreResult:
 # --- keys -------------------------------------------------------------------------------
 
 
-def value_text(value: Any) -> str:
-    if isinstance(value, InvalidText):
-        return value.raw.decode("utf-8", "backslashreplace")
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
 def key_text(key: Key) -> str:
     """A key as the API shows it: the value of a one-column key, else a JSON list."""
     if len(key) == 1:
@@ -234,89 +226,6 @@ class RowShape:
 # --- which rows -------------------------------------------------------------------------
 
 
-class SnapshotRowLookup:
-    """A :class:`~strongbox.sources.sqlite.selection.RowLookup` over a snapshot's rows.
-
-    The snapshot can only be streamed, so each table touched is read once into an index
-    of its key and the columns links use (not whole rows: a message's text is not needed
-    to know which session it belongs to).
-    """
-
-    def __init__(self, reader: SnapshotReader, graph: ForeignKeyGraph) -> None:
-        self._reader = reader
-        self._shapes = {info.name: RowShape(info) for info in reader.tables()}
-        self._link_columns: dict[str, list[str]] = {t: [] for t in self._shapes}
-        for link in graph.links:
-            for table, columns in ((link.child_table, link.child_columns),
-                                   (link.parent_table, link.parent_columns)):
-                wanted = self._link_columns[table]
-                wanted.extend(c for c in columns if c not in wanted)
-        self._rows: dict[str, dict[Key, Key]] = {}
-        self._inverted: dict[tuple[str, tuple[str, ...]], dict[Key, set[Key]]] = {}
-        self._by_text: dict[str, dict[tuple[str, ...], Key]] = {}
-
-    def primary_key(self, table: str) -> tuple[str, ...]:
-        return self._shapes[table].info.primary_key
-
-    def keys(self, table: str) -> set[Key]:
-        return set(self._table(table))
-
-    def keys_where(self, table: str, columns: tuple[str, ...], values: Iterable[Key]) -> set[Key]:
-        if columns == self.primary_key(table):
-            return set(values) & self._table(table).keys()
-        index = self._index(table, columns)
-        found: set[Key] = set()
-        for value in values:
-            found |= index.get(value, set())
-        return found
-
-    def values_of(self, table: str, keys: Iterable[Key], columns: tuple[str, ...]) -> set[Key]:
-        rows = self._table(table)
-        return {self._project(table, key, rows[key], columns) for key in keys if key in rows}
-
-    def resolve(self, table: str, keys: Iterable[Any]) -> tuple[set[Key], list[Any]]:
-        """Keys as a caller gave them (JSON turns 7 into "7" and tuples into lists) matched
-        to the snapshot's keys; returns (found, not found)."""
-        if table not in self._shapes:
-            raise InvalidRequest(f"table {table!r} is not in the snapshot",
-                                 details={"table": table})
-        rows = self._table(table)
-        if table not in self._by_text:
-            self._by_text[table] = {tuple(value_text(v) for v in key): key for key in rows}
-        found: set[Key] = set()
-        missing: list[Any] = []
-        for given in keys:
-            key = tuple(given) if isinstance(given, list | tuple) else (given,)
-            match = key if key in rows else self._by_text[table].get(
-                tuple(value_text(v) for v in key))
-            if match is None:
-                missing.append(given)
-            else:
-                found.add(match)
-        return found, missing
-
-    def _table(self, table: str) -> dict[Key, Key]:
-        if table not in self._rows:
-            shape, columns = self._shapes[table], self._link_columns[table]
-            self._rows[table] = {shape.key(row): shape.values(row, columns)
-                                 for row in self._reader.rows(table)}
-        return self._rows[table]
-
-    def _project(self, table: str, key: Key, stored: Key, columns: tuple[str, ...]) -> Key:
-        key_columns = self.primary_key(table)
-        link_columns = self._link_columns[table]
-        return tuple(key[key_columns.index(c)] if c in key_columns
-                     else stored[link_columns.index(c)] for c in columns)
-
-    def _index(self, table: str, columns: tuple[str, ...]) -> dict[Key, set[Key]]:
-        if (table, columns) not in self._inverted:
-            index: dict[Key, set[Key]] = {}
-            for key, stored in self._table(table).items():
-                index.setdefault(self._project(table, key, stored, columns), set()).add(key)
-            self._inverted[table, columns] = index
-        return self._inverted[table, columns]
-
-
 @dataclass
 class RowChoice:
     """Which rows of each table a restore takes."""
@@ -347,7 +256,12 @@ def choose_rows(reader: SnapshotReader, graph: ForeignKeyGraph,
     """
     if not request.selections and not request.exclude:
         return RowChoice(None, {})
-    lookup = SnapshotRowLookup(reader, graph)
+    with SnapshotRowLookup(reader, graph) as lookup:
+        return _choose(lookup, graph, request)
+
+
+def _choose(lookup: SnapshotRowLookup, graph: ForeignKeyGraph,
+            request: RestoreRequest) -> RowChoice:
     warnings: list[str] = []
     excluded = (expand_selection(lookup, graph, _resolve(lookup, request.exclude, warnings),
                                  include_parents=False) if request.exclude else {})
