@@ -57,3 +57,64 @@ class BackupStatistics(ApiModel):
     timeline: Timeline
     storage_usage: StorageUsage
     restore_statistics: RestoreStatistics
+
+
+# --- GET /api/v1/statistics/overview (seeds 001 and 004; an extension) ----------------------
+
+
+class OverviewWindow(ApiModel):
+    start: datetime
+    end: datetime
+    days: int
+
+
+class OverviewSummary(ApiModel):
+    total_backups: int
+    successful_backups: int
+    failed_backups: int
+    success_rate: float
+    total_size_bytes: int
+    average_size_bytes: float
+    average_duration_seconds: float
+    storage_used_bytes: int
+    storage_growth_bytes_per_day: float
+
+
+class OverviewGroup(ApiModel):
+    count: int
+    successful: int
+    failed: int
+    success_rate: float
+    total_size_bytes: int
+    average_size_bytes: float
+    average_duration_seconds: float
+
+
+class OverviewDay(ApiModel):
+    date: str
+    backups_created: int
+    successful: int
+    failed: int
+    total_size_bytes: int
+    added_bytes: int
+
+
+class GrowthPoint(ApiModel):
+    date: str
+    cumulative_added_bytes: int
+
+
+class StorageGrowth(ApiModel):
+    added_bytes: int
+    bytes_per_day: float
+    bytes_per_week: float
+    series: list[GrowthPoint]
+
+
+class StatisticsOverview(ApiModel):
+    window: OverviewWindow
+    summary: OverviewSummary
+    by_type: dict[str, OverviewGroup]
+    by_status: dict[str, int]
+    timeline: list[OverviewDay]
+    storage_growth: StorageGrowth
