@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
+from strongbox.api.schemas.common import BackupType
 from strongbox.catalog.types import utcnow
 from strongbox.errors import StrongboxError
 from strongbox.services.errors import FieldError, RateLimitExceeded, ValidationFailed
@@ -103,7 +104,8 @@ def validation_response(request: Request, exc: RequestValidationError) -> JSONRe
     if any(e.get("type") == "enum" and tuple(e.get("loc", ()))[-1:] == ("type",)
            for e in errors):
         return error_response(request, 400, "INVALID_BACKUP_TYPE",
-                              "invalid backup type: use 'full' or 'selective'",
+                              "invalid backup type: use one of "
+                              + ", ".join(repr(t.value) for t in BackupType),
                               validation_errors=items)
     return error_response(request, 400, "VALIDATION_FAILED", "request validation failed",
                           validation_errors=items)
