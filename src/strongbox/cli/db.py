@@ -11,9 +11,7 @@ from strongbox.cli.console import out, print_json, progress_bar, run
 from strongbox.cli.repo import JsonOpt, PassFileOpt, RepoOpt, open_repository
 from strongbox.errors import InvalidRequest
 from strongbox.repository.lock import Lock
-from strongbox.repository.repository import Repository
-from strongbox.repository.snapshot import Snapshot
-from strongbox.sources.postgres import backup_postgres, restore_postgres_full
+from strongbox.sources.postgres import backup_postgres, restore_postgres
 from strongbox.sources.sqlite.backup import DatabaseFilters, backup_sqlite
 from strongbox.sources.sqlite.export import JsonExportReader, export_csv, export_json
 from strongbox.sources.sqlite.live import LiveDatabaseReader
@@ -164,7 +162,7 @@ def _show(result: RestoreResult, as_json: bool) -> None:
 @app.command()
 def restore(snapshot: str = typer.Argument(..., help="Snapshot id, prefix or 'latest'."),
             target: str = typer.Option(..., "--target", "-t", help="SQLite file to restore into "
-                                       "(may be the original), or a PostgreSQL URL."),
+                                       "(may be the original), or a PostgreSQL URL / DSN."),
             target_schema: str | None = typer.Option(None, help="PostgreSQL: restore under "
                                                      "this schema name."),
             replace: bool = typer.Option(False, help="PostgreSQL: drop clashing objects "
@@ -186,12 +184,16 @@ def restore(snapshot: str = typer.Argument(..., help="Snapshot id, prefix or 'la
     def body() -> None:
         r = open_repository(repo, password_file)
         snap = r.load_snapshot(snapshot)
-        if snap.kind == "postgres":
-            _restore_postgres(r, snap, target, target_schema, replace, mode, dry_run, json)
-            return
         request = _request(mode, select, exclude, table, on_conflict, new_ids, suffix, dry_run)
+        if snap.kind != "postgres" and is_postgres_dsn(target):
+            raise InvalidRequest(f"snapshot {snap.short_id} is a {snap.kind} backup; it "
+                                 "cannot be restored into PostgreSQL")
         with Lock(r.backend, exclusive=False).acquire(), progress_bar(not json) as progress:
-            result = restore_sqlite(r, snap, target, request, progress)
+            if snap.kind == "postgres":
+                result = restore_postgres(r, snap, target, request, target_schema=target_schema,
+                                          replace_objects=replace, progress=progress)
+            else:
+                result = restore_sqlite(r, snap, target, request, progress)
         _show(result, json)
     run(body)
 
@@ -202,21 +204,12 @@ def is_postgres_dsn(text: str) -> bool:
         "dbname=" in text and not Path(text).exists())
 
 
-def _restore_postgres(r: Repository, snap: Snapshot, target: str, target_schema: str | None,
-                      replace: bool, mode: str, dry_run: bool, as_json: bool) -> None:
-    if mode != "full" or dry_run:
-        raise InvalidRequest("PostgreSQL snapshots restore in full mode only so far")
-    with Lock(r.backend, exclusive=False).acquire(), progress_bar(not as_json) as progress:
-        result = restore_postgres_full(r, snap, target, target_schema=target_schema,
-                                       replace=replace, progress=progress)
-    if as_json:
-        print_json(result)
-    else:
-        out.print(f"restored snapshot {snap.short_id} into the PostgreSQL target", highlight=False)
-
-
 @app.command()
-def plan(snapshot: str = typer.Argument(...), target: Path = typer.Option(..., "--target", "-t"),
+def plan(snapshot: str = typer.Argument(...),
+         target: str = typer.Option(..., "--target", "-t", help="SQLite file, or a "
+                                    "PostgreSQL URL."),
+         target_schema: str | None = typer.Option(None, help="PostgreSQL: the schema to "
+                                                  "restore into."),
          mode: str = ModeOpt, on_conflict: str = ConflictOpt,
          select: list[str] = typer.Option([], "--select", "-s"),
          exclude: list[str] = typer.Option([], "--exclude"),
@@ -226,7 +219,7 @@ def plan(snapshot: str = typer.Argument(...), target: Path = typer.Option(..., "
          repo: str = RepoOpt, password_file: Path | None = PassFileOpt,
          json: bool = JsonOpt) -> None:
     """Show what a restore would do (insert, update, skip, every conflict); change nothing."""
-    restore(snapshot, str(target), None, False, mode, on_conflict, select, exclude, table,
+    restore(snapshot, target, target_schema, False, mode, on_conflict, select, exclude, table,
             new_ids, suffix, True, repo, password_file, json)
 
 

@@ -92,10 +92,10 @@ def _table(conn: psycopg.Connection, oid: int, name: str, partitioned: bool) -> 
         name=name, oid=oid, partitioned=partitioned,
         columns=[column for column, _ in stored], types=[t for _, t in stored],
         generated=[column for column, _, generated in attributes if generated],
-        primary_key=_primary_key(conn, oid))
+        primary_key=read_primary_key(conn, oid))
 
 
-def _primary_key(conn: psycopg.Connection, oid: int) -> list[str]:
+def read_primary_key(conn: psycopg.Connection, oid: int) -> list[str]:
     rows = conn.execute(
         "SELECT a.attname FROM pg_catalog.pg_index i "
         "CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, position) "

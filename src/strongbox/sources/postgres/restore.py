@@ -55,12 +55,14 @@ class _Plan:
 
 def restore_postgres_full(repo: Repository, snapshot: Snapshot, target_dsn: str, *,
                           target_schema: str | None = None, replace: bool = False,
+                          dry_run: bool = False,
                           progress: Progress | None = None) -> dict[str, Any]:
     """Restore every table, its rows and the sequences of ``snapshot`` into ``target_dsn``.
 
     The target database must exist; the schema is created if it does not. Objects of the
     snapshot that already exist in the target schema are refused (InvalidRequest) unless
-    ``replace`` is set, which drops them first, in the same transaction.
+    ``replace`` is set, which drops them first, in the same transaction. ``dry_run`` does
+    all of it and rolls it back: the counts are what a real run would restore.
     """
     progress = progress or NullProgress()
     plan = _plan(repo, snapshot, target_schema)
@@ -69,6 +71,8 @@ def restore_postgres_full(repo: Repository, snapshot: Snapshot, target_dsn: str,
     try:
         with connect(target_dsn) as conn:  # commits on success, rolls back on any error
             counts = _restore(conn, plan, replace, progress)
+            if dry_run:
+                conn.rollback()
     except psycopg.Error as exc:
         where, _ = split_password(target_dsn)
         raise SourceError(f"restore into schema {target!r} of {where} failed; the target "
