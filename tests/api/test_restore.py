@@ -373,9 +373,13 @@ def test_create_errors_for_backups(server: Server, backup: dict[str, Any]) -> No
     assert preview["restore_analysis"]["can_restore"] is False
     files = server.backup_and_wait({"name": "the files", "type": "full",
                                     "source_id": server.sources["files"]})
+    # File trees restore too (tests/api/test_restore_files.py); database fields do not
+    # apply to them.
     error = assert_error(post_restore(server, {"backup_id": files["backup_id"],
-                                               "mode": "full"}), 400, "VALIDATION_FAILED")
-    assert error["validation_errors"][0]["code"] == "NOT_SUPPORTED"
+                                               "mode": "merge",
+                                               "selections": {"projects": ["p"]}}),
+                         400, "VALIDATION_FAILED")
+    assert error["validation_errors"][0]["code"] == "NOT_APPLICABLE"
 
 
 def test_job_and_preview_not_found(server: Server) -> None:

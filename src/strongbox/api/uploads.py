@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from strongbox.errors import InvalidRequest
@@ -22,6 +25,7 @@ from strongbox.services.errors import FieldError, ValidationFailed
 
 MAX_FIELD_BYTES = 64 * 1024
 FORM_OVERHEAD = 64 * 1024  # multipart framing and small fields around the file
+REPORT_INTERVAL = 0.5  # seconds between reports of the bytes received
 
 
 class _Parts:
@@ -98,15 +102,24 @@ class _Parts:
         elif self._name:
             self.fields[self._name] = self._buffer.decode("utf-8", "replace")
 
+    @property
+    def received(self) -> int:
+        """Bytes of the file part received so far."""
+        return self._size
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
 
 
-async def receive_upload(request: Request, directory: Path, max_bytes: int
+async def receive_upload(request: Request, directory: Path, max_bytes: int, *,
+                         on_progress: Callable[[int], None] | None = None,
+                         report_interval: float = REPORT_INTERVAL
                          ) -> tuple[ReceivedUpload, dict[str, str]]:
-    """The ``file`` part written to ``directory``, and the other form fields."""
+    """The ``file`` part written to ``directory``, and the other form fields.
+    ``on_progress`` (run off the event loop) hears the bytes of the file received so far,
+    at most every ``report_interval`` seconds."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
@@ -118,9 +131,15 @@ async def receive_upload(request: Request, directory: Path, max_bytes: int
                            details={"limit_bytes": max_bytes})
     parts = _Parts(directory, max_bytes)
     parser = MultipartParser(boundary, parts.callbacks())  # type: ignore[arg-type]
+    reported, last = 0, time.monotonic()
     try:
         async for chunk in request.stream():
             parser.write(chunk)
+            now = time.monotonic()
+            if on_progress is not None and parts.received != reported and (
+                    now - last >= report_interval or reported == 0):
+                reported, last = parts.received, now
+                await run_in_threadpool(on_progress, reported)
         parser.finalize()
     except MultipartParseError as exc:
         raise InvalidRequest(f"malformed multipart body: {exc}") from None

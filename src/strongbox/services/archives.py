@@ -4,6 +4,11 @@ A download builds the backup's archive once into ``<data_dir>/archives`` (the by
 deterministic, so size and sha256 are known before the first byte is sent) and serves
 slices of it. An upload is validated completely from a private temporary directory
 before anything is written to the repository or the catalog.
+
+Each upload has a record (a job of kind ``upload``, :class:`UploadTracker`) whose status
+follows seed 000 ``UploadStatus``: ``uploading`` while the bytes arrive (with the count
+received), ``validating`` while the archive is checked and imported, then ``ready``,
+``restoring`` (while the restore it started runs) or ``failed`` (with the error).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from strongbox.catalog.database import Catalog
 from strongbox.catalog.models import Backup
 from strongbox.catalog.types import utcnow
 from strongbox.errors import BlobNotFound, SnapshotNotFound, StrongboxError
+from strongbox.jobs.store import ACTIVE, COMPLETED, FAILED, JobStore, job_error
 from strongbox.repository.lock import Lock
 from strongbox.services.archive_crypto import decrypt_file, encrypt_file, is_encrypted
 from strongbox.services.archive_format import (
@@ -56,6 +62,16 @@ class BackupFileMissing(StrongboxError):
 
 class BackupNotDownloadable(StrongboxError):
     code = "BACKUP_NOT_COMPLETED"
+    http_status = 409
+
+
+class UploadNotFound(StrongboxError):
+    code = "UPLOAD_NOT_FOUND"
+    http_status = 404
+
+
+class UploadExists(StrongboxError):
+    code = "UPLOAD_EXISTS"
     http_status = 409
 
 
@@ -160,6 +176,105 @@ class UploadOutcome:
     warnings: list[str] = field(default_factory=list)
 
 
+UPLOAD_KIND = "upload"
+UPLOADING, VALIDATING, READY, RESTORING = "uploading", "validating", "ready", "restoring"
+
+
+@dataclass
+class UploadState:
+    """An upload's record as ``GET /api/v1/restore/upload/{upload_id}`` shows it."""
+
+    upload_id: str
+    status: str  # seed 000 UploadStatus
+    bytes_received: int
+    created_at: Any
+    updated_at: Any
+    filename: str | None = None
+    backup_id: str | None = None
+    restore_job_id: str | None = None
+    restore_status: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class UploadTracker:
+    """The upload's status record: a job row of kind ``upload``, written by the request
+    that receives the file (no worker runs it). A restart marks an unfinished one failed,
+    like every job."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+
+    def begin(self, principal: Principal, upload_id: str | None = None) -> str:
+        """A new record in state ``uploading``; ``upload_id`` may be chosen by the client
+        (a UUID) so that it can watch the upload while it is still sending it."""
+        if upload_id is not None:
+            try:
+                upload_id = str(uuid.UUID(upload_id))
+            except ValueError:
+                raise ValidationFailed("request validation failed", [FieldError(
+                    "upload_id", "upload_id must be a UUID", "INVALID_FORMAT",
+                    upload_id)]) from None
+            if self.store.get(upload_id) is not None:
+                raise UploadExists(f"upload {upload_id} exists already: choose a new id")
+        job = self.store.create(principal.tenant, UPLOAD_KIND, {}, job_id=upload_id,
+                                created_by=principal.key_id)
+        self.store.start(job.id)
+        self.store.save_progress(job.id, {"status": UPLOADING, "bytes_received": 0})
+        return job.id
+
+    def received(self, upload_id: str, nbytes: int) -> None:
+        self.store.save_progress(upload_id, {"status": UPLOADING, "bytes_received": nbytes})
+
+    def validating(self, upload_id: str, upload: ReceivedUpload) -> None:
+        self.store.save_progress(upload_id, {
+            "status": VALIDATING, "bytes_received": upload.size_bytes,
+            "filename": upload.filename, "checksum": upload.sha256})
+
+    def finished(self, upload_id: str, upload: ReceivedUpload, outcome: UploadOutcome) -> None:
+        self.store.finish(upload_id, COMPLETED, progress={
+            "status": RESTORING if outcome.restore_job_id else READY,
+            "bytes_received": upload.size_bytes, "filename": upload.filename,
+            "checksum": upload.sha256}, result={
+            "backup_id": outcome.backup.id, "restore_job_id": outcome.restore_job_id,
+            "warnings": list(outcome.warnings)})
+
+    def failed(self, upload_id: str, exc: BaseException) -> None:
+        job = self.store.get(upload_id)
+        if job is None or not job.active:
+            return
+        if isinstance(exc, StrongboxError):
+            error = job_error(exc.code, exc.message, exc.details)
+        else:
+            error = job_error("UPLOAD_FAILED", "the upload did not complete (the "
+                              "connection closed or the server failed)")
+        self.store.finish(upload_id, FAILED, progress={**job.progress, "status": "failed"},
+                          error=error)
+
+    def get(self, tenant: str, upload_id: str) -> UploadState:
+        try:
+            key = str(uuid.UUID(upload_id))
+        except ValueError:
+            key = None
+        job = self.store.get(key) if key else None
+        if job is None or job.tenant != tenant or job.kind != UPLOAD_KIND:
+            raise UploadNotFound(f"upload {upload_id} not found")
+        progress = job.progress or {}
+        result = job.result or {}
+        state = UploadState(job.id, str(progress.get("status", UPLOADING)),
+                            int(progress.get("bytes_received", 0)), job.created_at,
+                            job.updated_at, progress.get("filename"),
+                            result.get("backup_id"), result.get("restore_job_id"))
+        if job.status not in ACTIVE and job.status != COMPLETED:
+            state.status, state.error = "failed", job.error  # failed, or interrupted
+        elif state.restore_job_id:
+            restore = self.store.get(state.restore_job_id)
+            state.restore_status = restore.status if restore else None
+            # The upload is "restoring" while its restore runs, "ready" once it has ended
+            # (restore_status says how).
+            state.status = RESTORING if restore is not None and restore.active else READY
+        return state
+
+
 # Starts a restore of a backup; returns the restore job id. Filled in by whoever wires
 # the restore service (see ArchiveService.restore_starter).
 RestoreStarter = Callable[[Principal, str, dict[str, Any]], str]
@@ -168,7 +283,8 @@ RestoreStarter = Callable[[Principal, str, dict[str, Any]], str]
 class ArchiveService:
     def __init__(self, catalog: Catalog, storage: RepositoryProvider, backups: BackupService,
                  sources: SourceService, data_dir: Path, limits: ArchiveLimits,
-                 *, restore_starter: RestoreStarter | None = None) -> None:
+                 *, restore_starter: RestoreStarter | None = None,
+                 jobs: JobStore | None = None) -> None:
         self.catalog = catalog
         self.storage = storage
         self.backups = backups
@@ -177,6 +293,7 @@ class ArchiveService:
         self.upload_root = data_dir / "uploads"
         self.limits = limits
         self.restore_starter = restore_starter
+        self.uploads = UploadTracker(jobs or JobStore(catalog))
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -272,7 +389,8 @@ class ArchiveService:
                         auto_restore: bool = False,
                         restore_options: dict[str, Any] | None = None,
                         passphrase: str | None = None,
-                        max_bytes: int | None = None) -> UploadOutcome:
+                        max_bytes: int | None = None,
+                        upload_id: str | None = None) -> UploadOutcome:
         """Validate the uploaded archive (decrypting it first if it is encrypted), import
         it, record a completed backup, and optionally start its restore."""
         archive = upload.path
@@ -281,7 +399,7 @@ class ArchiveService:
             decrypt_file(upload.path, archive, passphrase,
                          max_bytes or self.limits.max_uncompressed_bytes)
         info = inspect_archive(archive, self.limits)  # writes nothing
-        upload_id = str(uuid.uuid4())
+        upload_id = upload_id or str(uuid.uuid4())
         backup_id = str(uuid.uuid4())
         manifest_backup = dict(info.manifest.get("backup") or {})
         snapshot_doc = info.manifest["snapshot"]
@@ -359,8 +477,12 @@ def restore_starter_for(restore_service: Any) -> RestoreStarter:
     from strongbox.services.restore import NewRestore
 
     def start(principal: Principal, backup_id: str, options: dict[str, Any]) -> str:
+        mode = "full"
+        backup = restore_service.backups.get(principal.tenant, backup_id)
+        if backup.source_kind == "files" and options.get("on_conflict") in ("skip", "rename"):
+            mode = "merge"  # a full restore of a tree replaces it: keeping files is a merge
         created = restore_service.create(principal, NewRestore(
-            backup_id=backup_id, mode="full", on_conflict=options.get("on_conflict"),
+            backup_id=backup_id, mode=mode, on_conflict=options.get("on_conflict"),
             overwrite_existing=bool(options.get("overwrite_existing", False)),
             maintain_ids=bool(options.get("maintain_ids", False)),
             validate_before_restore=bool(options.get("validate_before_restore", True)),

@@ -1,17 +1,23 @@
 """Restores (seed 000 section 2): start one, follow it, cancel it.
 
 A restore writes a completed backup back into the source it was taken from (the source
-the catalog records for the backup). It runs as a job of kind ``restore`` whose
-``backup_id`` names the backup, which is how ``restore_history`` and the statistics find
-it. One restore at a time per source: a second answers 409 RESTORE_IN_PROGRESS.
+the catalog records for the backup) -- for a file tree, into its directory or another
+allowed one (``target.path``, services/file_restore.py). It runs as a job of kind
+``restore`` whose ``backup_id`` names the backup, which is how ``restore_history`` and
+the statistics find it. One restore at a time per source (and per target directory): a
+second answers 409 RESTORE_IN_PROGRESS. ``target.project_id``/``project_name`` are
+services/project_target.py.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from strongbox.errors import StrongboxError
@@ -19,7 +25,7 @@ from strongbox.jobs.executor import JobExecutor
 from strongbox.jobs.runner import JobRunner
 from strongbox.jobs.store import ACTIVE, COMPLETED, JobStore, JobView
 from strongbox.repository.lock import Lock
-from strongbox.services import restore_job
+from strongbox.services import file_restore, project_target, restore_job
 from strongbox.services.backup_metadata import parse_moment
 from strongbox.services.backups import BackupService, BackupView, parse_uuid
 from strongbox.services.errors import (
@@ -33,7 +39,7 @@ from strongbox.services.principal import Principal
 from strongbox.services.sources import SourceService, SourceView
 from strongbox.services.storage import RepositoryProvider
 from strongbox.sources.sqlite.reader import SnapshotReader
-from strongbox.sources.sqlite.restore import RestoreRequest, plan_restore
+from strongbox.sources.sqlite.restore import RestoreRequest, plan_restore, restore_from_reader
 from strongbox.sources.sqlite.restore_plan import PlannedConflict, RowShape, key_text
 
 ROWS_PER_SECOND = 20_000  # assumed for duration estimates
@@ -76,6 +82,11 @@ class NewRestore:
     name_suffix: str = "_restored"
     target_project_id: str | None = None
     target_project_name: str | None = None
+    # File sources (extensions): where to restore, and which entries.
+    target_path: str | None = None
+    paths: list[str] = field(default_factory=list)
+    include_patterns: list[str] = field(default_factory=list)
+    exclude_patterns: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -134,10 +145,15 @@ def duration_for(rows: int) -> float:
     return max(1.0, round(rows / ROWS_PER_SECOND, 1))
 
 
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
 class RestoreService:
     def __init__(self, store: JobStore, executor: JobExecutor, runner: JobRunner,
                  storage: RepositoryProvider, sources: SourceService,
-                 backups: BackupService, *, cancel_wait_seconds: float = 15.0) -> None:
+                 backups: BackupService, *, cancel_wait_seconds: float = 15.0,
+                 restore_roots: Sequence[Path] = (), protected: Sequence[Path] = ()) -> None:
         self.store = store
         self.executor = executor
         self.runner = runner
@@ -145,6 +161,10 @@ class RestoreService:
         self.sources = sources
         self.backups = backups
         self.cancel_wait_seconds = cancel_wait_seconds
+        # Where file trees may be restored besides a source's own directory (the server's
+        # scratch area and STRONGBOX_RESTORE_ROOTS), and what no restore may replace.
+        self.restore_roots = [Path(r) for r in restore_roots]
+        self.protected = [Path(p) for p in protected]
         self._lock = threading.Lock()
 
     # --- create ---------------------------------------------------------------------------
@@ -171,17 +191,23 @@ class RestoreService:
             raise ValidationFailed("request validation failed", [FieldError(
                 "backup_id", "backup_id must be a UUID", "INVALID_FORMAT", spec.backup_id)])
         backup, source = self.restorable(tenant, spec.backup_id)
+        if source.kind == "files":
+            return self._create_files(principal, spec, backup, source)
+        self._refuse_file_fields(spec)
         if spec.date_range is not None and source.kind == "sqlite" and spec.mode != "full":
             in_range = self._sessions_in(backup, spec)
             spec = replace(spec, date_range=None, selections={
                 **spec.selections, "sessions": [*spec.selections.get("sessions", []),
                                                 *in_range]})
         request = self._request(spec, source)
-        self._check_not_running(source)
+        project = None
+        if spec.target_project_id is not None or spec.target_project_name is not None:
+            project, request = self._project_target(backup, source, spec, request)
+        self._check_not_running(source, None)
         estimate = int((backup.contents or {}).get("total_documents", 0))
         validation = None
         if spec.validate_before_restore and source.kind == "sqlite":
-            validation, planned = self._validate(backup, source, request)
+            validation, planned = self._validate(backup, source, request, project)
             if not validation.is_valid:
                 raise ValidationFailed(
                     "the restore would fail: " + "; ".join(validation.errors),
@@ -193,8 +219,10 @@ class RestoreService:
                   "maintain_ids": request.maintain_ids, "name_suffix": request.name_suffix,
                   "dry_run": request.dry_run,
                   "replace": spec.overwrite_existing or request.on_conflict == "overwrite"}
+        if project is not None:
+            params["project_target"] = project
         with self._lock:  # the check and the new row together: one restore per source
-            self._check_not_running(source)
+            self._check_not_running(source, None)
             job = self.store.create(tenant, restore_job.KIND, params, backup_id=backup.id,
                                     created_by=principal.key_id)
         self.executor.submit(job)
@@ -218,15 +246,16 @@ class RestoreService:
                                      "mode", "NOT_APPLICABLE"))
         for name, value in (("target.project_id", spec.target_project_id),
                             ("target.project_name", spec.target_project_name)):
-            if value is not None:
-                errors.append(FieldError(name, "restoring into another project is not "
-                                         "supported: rows keep their project (renamed with "
-                                         "project_name_suffix on conflict)", "NOT_SUPPORTED"))
-        if source.kind == "files":
-            errors.append(FieldError("backup_id", "this is a backup of a file tree; the "
-                                     "restore endpoints restore databases", "NOT_SUPPORTED",
-                                     spec.backup_id))
-        elif source.kind == "postgres" and spec.mode != "full":
+            if value is None:
+                continue
+            if source.kind != "sqlite":
+                errors.append(FieldError(name, "restoring into another project needs a "
+                                         "SQLite source", "NOT_SUPPORTED", value))
+            elif spec.mode == "full":
+                errors.append(FieldError(name, "a full restore replaces the database: use "
+                                         "selective or merge mode to restore into a "
+                                         "project", "NOT_APPLICABLE", value))
+        if source.kind == "postgres" and spec.mode != "full":
             errors.append(FieldError("mode", "PostgreSQL sources are restored whole: use "
                                      "mode 'full'", "NOT_SUPPORTED", spec.mode))
         if errors:
@@ -271,26 +300,197 @@ class RestoreService:
                 "range", "NOT_FOUND")])
         return found
 
-    def _check_not_running(self, source: SourceView) -> None:
+    def _check_not_running(self, source: SourceView, target: str | None) -> None:
+        """One restore per source, and one per target directory."""
         for job in self.store.active():
-            if job.kind == restore_job.KIND and job.params.get("source_id") == source.id:
+            if job.kind != restore_job.KIND:
+                continue
+            if job.params.get("source_id") == source.id:
                 raise RestoreInProgress(
                     f"restore job {job.id} into source {source.name!r} is still running; "
                     "wait for it or cancel it", details={"job_id": job.id})
+            other = job.params.get("target")
+            if target is not None and isinstance(other, str) and (
+                    _inside(target, other) or _inside(other, target)):
+                raise RestoreInProgress(
+                    f"restore job {job.id} is writing to {other}; wait for it or cancel it",
+                    details={"job_id": job.id})
 
-    def _validate(self, backup: BackupView, source: SourceView,
-                  request: RestoreRequest) -> tuple[ValidationOutcome, int]:
+    def _project_target(self, backup: BackupView, source: SourceView, spec: NewRestore,
+                        request: RestoreRequest) -> tuple[dict[str, Any], RestoreRequest]:
+        """RestoreTarget.project_id / project_name (services/project_target.py): checked
+        against the backup and the target; the job parameters and the engine request."""
+        assert backup.snapshot_id is not None
+        repo = self.storage.open()
+        with Lock(repo.backend, exclusive=False).acquire():
+            reader = SnapshotReader(repo, repo.load_snapshot(backup.snapshot_id))
+            project = project_target.plan_project_target(
+                reader, source.config["path"], project_id=spec.target_project_id,
+                project_name=spec.target_project_name, selections=request.selections,
+                exclude=request.exclude, maintain_ids=request.maintain_ids)
+        request = replace(request, selections=project.pop("selections"))
+        try:
+            request.validate()
+        except StrongboxError as exc:
+            raise ValidationFailed("request validation failed", [FieldError(
+                "selections", exc.message, "INVALID_VALUE")]) from None
+        return project, request
+
+    def _validate(self, backup: BackupView, source: SourceView, request: RestoreRequest,
+                  project: dict[str, Any] | None = None) -> tuple[ValidationOutcome, int]:
         """Run the restore as a dry run: its plan is an exact prediction."""
         assert backup.snapshot_id is not None
         repo = self.storage.open()
         try:
             with Lock(repo.backend, exclusive=False).acquire():
-                plan = plan_restore(repo, backup.snapshot_id, source.config["path"], request)
+                if project is None:
+                    plan = plan_restore(repo, backup.snapshot_id, source.config["path"],
+                                        request)
+                else:
+                    reader = project_target.retargeted(
+                        SnapshotReader(repo, repo.load_snapshot(backup.snapshot_id)), project)
+                    plan = restore_from_reader(repo, reader, source.config["path"],
+                                               replace(request, dry_run=True)).plan
         except StrongboxError as exc:
             return ValidationOutcome(False, errors=[exc.message]), 0
         return ValidationOutcome(True, warnings=list(plan.warnings),
                                  conflicts=[conflict_view(c) for c in plan.conflicts()]
                                  ), plan.total_rows
+
+    # --- file trees -----------------------------------------------------------------------
+
+    @staticmethod
+    def _refuse_file_fields(spec: NewRestore) -> None:
+        errors = [FieldError(name, "applies to file-tree backups only", "NOT_APPLICABLE",
+                             value)
+                  for name, value in (("target.path", spec.target_path),
+                                      ("selections.paths", spec.paths),
+                                      ("selections.include_patterns", spec.include_patterns),
+                                      ("selections.exclude_patterns", spec.exclude_patterns))
+                  if value]
+        if errors:
+            raise ValidationFailed("request validation failed", errors)
+
+    def _create_files(self, principal: Principal, spec: NewRestore, backup: BackupView,
+                      source: SourceView) -> CreatedRestore:
+        file_spec = self._file_spec(spec, source)
+        self._check_not_running(source, file_spec.target)
+        validation = None
+        estimate = int((backup.contents or {}).get("total_documents", 0))
+        if spec.validate_before_restore:
+            validation, estimate = self._validate_files(backup, file_spec)
+        params = {"source_id": source.id, "snapshot_id": backup.snapshot_id,
+                  "kind": "files", "mode": spec.mode, "target": file_spec.target,
+                  "paths": list(file_spec.paths), "include": list(file_spec.include),
+                  "exclude": list(file_spec.exclude), "on_conflict": file_spec.on_conflict,
+                  "name_suffix": file_spec.suffix, "dry_run": file_spec.dry_run,
+                  "maintain_ids": True}
+        with self._lock:  # the check and the new row together
+            self._check_not_running(source, file_spec.target)
+            job = self.store.create(principal.tenant, restore_job.KIND, params,
+                                    backup_id=backup.id, created_by=principal.key_id)
+        self.executor.submit(job)
+        return CreatedRestore(job, backup, spec.mode, estimate, duration_for(estimate),
+                              validation)
+
+    def _file_spec(self, spec: NewRestore, source: SourceView) -> file_restore.FileRestoreSpec:
+        """The request for a file tree, validated (400 for anything it cannot mean)."""
+        errors: list[FieldError] = []
+        for key, values in {**spec.selections, **spec.exclude}.items():
+            if values:
+                errors.append(FieldError(f"selections.{key}", "selects rows of a database "
+                                         "backup; choose files with selections.paths, "
+                                         "include_patterns or exclude_patterns",
+                                         "NOT_APPLICABLE"))
+        if spec.date_range is not None:
+            errors.append(FieldError("selections.date_range", "a date range selects rows of "
+                                     "a database backup", "NOT_APPLICABLE"))
+        for name, value in (("target.project_id", spec.target_project_id),
+                            ("target.project_name", spec.target_project_name)):
+            if value is not None:
+                errors.append(FieldError(name, "projects are rows of a database backup; "
+                                         "restore a file tree elsewhere with target.path",
+                                         "NOT_APPLICABLE"))
+        chosen = bool(spec.paths or spec.include_patterns or spec.exclude_patterns)
+        if spec.mode == "selective" and not chosen:
+            errors.append(FieldError("selections", "a selective restore of a file tree needs "
+                                     "selections.paths, include_patterns or "
+                                     "exclude_patterns", "REQUIRED"))
+        if spec.mode == "full" and chosen:
+            errors.append(FieldError("selections", "a full restore takes the whole tree: use "
+                                     "selective or merge mode to choose files",
+                                     "NOT_APPLICABLE"))
+        on_conflict = spec.on_conflict or ("overwrite" if spec.overwrite_existing else "skip")
+        if on_conflict == "merge":
+            errors.append(FieldError("options.on_conflict", "files are not merged: use skip, "
+                                     "overwrite or rename", "NOT_APPLICABLE", on_conflict))
+        elif spec.mode == "full" and spec.on_conflict not in (None, "overwrite"):
+            errors.append(FieldError("options.on_conflict", "a full restore replaces the "
+                                     "directory: use merge mode to keep existing files",
+                                     "NOT_APPLICABLE", spec.on_conflict))
+        paths = []
+        for number, path in enumerate(spec.paths):
+            try:
+                paths.append(file_restore.normalise_path(path))
+            except StrongboxError as exc:
+                errors.append(FieldError(f"selections.paths.{number}", exc.message,
+                                         "INVALID_PATH", path))
+        target = self._file_target(spec, source, errors)
+        if errors:
+            raise ValidationFailed("request validation failed", errors)
+        return file_restore.FileRestoreSpec(
+            mode=spec.mode, target=target, paths=tuple(paths),
+            include=tuple(spec.include_patterns), exclude=tuple(spec.exclude_patterns),
+            on_conflict="overwrite" if spec.mode == "full" else on_conflict,
+            suffix=spec.name_suffix, dry_run=spec.dry_run)
+
+    def allowed_roots(self, source: SourceView) -> list[str]:
+        return [os.path.realpath(p) for p in (source.config["path"], *self.restore_roots)]
+
+    def _file_target(self, spec: NewRestore, source: SourceView,
+                     errors: list[FieldError]) -> str:
+        """The real path of the target directory, if it is allowed (else an error)."""
+        raw = spec.target_path or source.config["path"]
+        if "\0" in raw or not os.path.isabs(raw):
+            errors.append(FieldError("target.path", "the target must be an absolute path",
+                                     "INVALID_PATH", raw))
+            return raw
+        real = os.path.realpath(raw)  # symlinks resolved: where the data would really go
+        roots = self.allowed_roots(source)
+        if not any(_inside(real, root) for root in roots):
+            errors.append(FieldError(
+                "target.path", "the target is outside the allowed restore roots (the "
+                "source's directory, the server's restore area and STRONGBOX_RESTORE_ROOTS)",
+                "OUTSIDE_RESTORE_ROOTS", raw))
+        elif any(_inside(os.path.realpath(p), real) for p in self.protected):
+            errors.append(FieldError("target.path", "the target holds the server's own "
+                                     "data", "PROTECTED_PATH", raw))
+        elif os.path.lexists(real) and not os.path.isdir(real):
+            errors.append(FieldError("target.path", "the target exists and is not a "
+                                     "directory", "NOT_A_DIRECTORY", raw))
+        return real
+
+    def _validate_files(self, backup: BackupView, spec: file_restore.FileRestoreSpec
+                        ) -> tuple[ValidationOutcome, int]:
+        """The plan itself (what the dry run and the real run compute)."""
+        assert backup.snapshot_id is not None
+        repo = self.storage.open()
+        try:
+            with Lock(repo.backend, exclusive=False).acquire():
+                plan = file_restore.plan_file_restore(
+                    repo, repo.load_snapshot(backup.snapshot_id), spec)
+        except StrongboxError as exc:
+            raise ValidationFailed("the restore would fail: " + exc.message, details={
+                "validation_results": _validation_doc(ValidationOutcome(
+                    False, errors=[exc.message]))}) from None
+        if plan.missing:
+            raise ValidationFailed("request validation failed", [
+                FieldError("selections.paths", f"{path!r} is not in the backup (or is "
+                           "excluded)", "NOT_FOUND", path) for path in plan.missing])
+        conflicts = [ConflictView(**{k: v for k, v in file_restore.conflict_doc(a).items()})
+                     for a in plan.conflicts()]
+        return ValidationOutcome(True, warnings=list(plan.warnings),
+                                 conflicts=conflicts), plan.restored
 
     # --- read -----------------------------------------------------------------------------
 
@@ -317,7 +517,8 @@ class RestoreService:
             message = ("cancellation requested; the restore stops at its next safe point "
                        "and rolls back everything it wrote")
         elif started:
-            message = (f"restore cancelled and rolled back: the {written} row(s) it had "
+            what = "file(s)" if job.params.get("kind") == "files" else "row(s)"
+            message = (f"restore cancelled and rolled back: the {written} {what} it had "
                        "processed were undone; the target is as it was before")
         else:
             message = "restore cancelled before it started; the target was not touched"

@@ -1,27 +1,37 @@
-"""The ``restore`` job: write a backup's snapshot back into its source database.
+"""The ``restore`` job: write a backup's snapshot back into its source.
 
 SQLite sources go through :func:`~strongbox.sources.sqlite.restore.restore_sqlite` (every
 mode); PostgreSQL sources through
 :func:`~strongbox.sources.postgres.restore.restore_postgres_full` (full mode only). Both
 engines work in one transaction on the target, so a failed or cancelled restore leaves it
-as it was.
+as it was. File trees go through :mod:`strongbox.services.file_restore`, which stages the
+files and swaps them in with a journal, so a failed, cancelled or interrupted restore is
+undone there too.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from strongbox.errors import UnsafePath
 from strongbox.jobs.progress import JobProgress
 from strongbox.jobs.store import JobView
 from strongbox.repository.lock import Lock
 from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
+from strongbox.services import file_restore, project_target
 from strongbox.services.sources import SourceService, SourceView
 from strongbox.services.storage import RepositoryProvider
 from strongbox.sources.sqlite.reader import SnapshotReader
-from strongbox.sources.sqlite.restore import RestoreRequest, RestoreResult, restore_sqlite
+from strongbox.sources.sqlite.restore import (
+    RestoreRequest,
+    RestoreResult,
+    restore_from_reader,
+    restore_sqlite,
+)
 
 KIND = "restore"
 STEPS = ("opening repository", "restoring")
@@ -80,6 +90,9 @@ class RestoreProgress(JobProgress):
         for name in ("documents_total", "estimated_remaining_seconds"):
             if name in base:
                 doc[name] = base[name]
+        doc["bytes_restored"] = self.state.bytes_done
+        if self.state.bytes_total is not None:
+            doc["bytes_total"] = self.state.bytes_total
         return doc
 
 
@@ -156,13 +169,37 @@ class RestoreJobHandler:
         repo = self.storage.open()
         snapshot = repo.load_snapshot(params["snapshot_id"])
         with Lock(repo.backend, exclusive=False).acquire():
-            outcome = self._restore(repo, snapshot, source, params, progress)
+            if params.get("kind") == "files":
+                outcome = self._restore_files(job, repo, snapshot, params, progress)
+            else:
+                outcome = self._restore(repo, snapshot, source, params, progress)
         if isinstance(progress, RestoreProgress):
             progress.finish(outcome["total_documents"], outcome["skipped_duplicates"],
                             outcome["failed_documents"])
         return {"backup_id": job.backup_id, "source_id": source.id, "mode": params["mode"],
                 "dry_run": bool(params.get("dry_run")), **outcome,
                 "duration_seconds": round(time.monotonic() - started, 3)}
+
+    @staticmethod
+    def _restore_files(job: JobView, repo: Repository, snapshot: Snapshot,
+                       params: dict[str, Any], progress: JobProgress) -> dict[str, Any]:
+        target = str(params["target"])
+        if os.path.realpath(target) != target:
+            # Checked against the allowed roots when the job was created; a symlink
+            # planted since must not redirect the restore.
+            raise UnsafePath(f"{target}: the target path now leads elsewhere (a symlink "
+                             "changed); the restore was not started")
+        spec = file_restore.FileRestoreSpec(
+            mode=params["mode"], target=target, paths=tuple(params.get("paths") or ()),
+            include=tuple(params.get("include") or ()),
+            exclude=tuple(params.get("exclude") or ()), on_conflict=params["on_conflict"],
+            suffix=params["name_suffix"], dry_run=bool(params.get("dry_run")))
+        if isinstance(progress, RestoreProgress):
+            progress.collections = ["files"]
+        progress.step("restoring")
+        progress.operation("restoring files")
+        outcome = file_restore.restore_file_tree(repo, snapshot, spec, job.id, progress)
+        return file_restore.result_doc(outcome, spec.dry_run)
 
     @staticmethod
     def _restore(repo: Repository, snapshot: Snapshot, source: SourceView,
@@ -173,8 +210,18 @@ class RestoreJobHandler:
             if isinstance(progress, RestoreProgress):
                 progress.collections = restore_order(reader, request)
             progress.step("restoring")
-            return sqlite_result(restore_sqlite(repo, snapshot, source.config["path"],
-                                                request, progress))
+            project = params.get("project_target")
+            if project is None:
+                return sqlite_result(restore_sqlite(repo, snapshot, source.config["path"],
+                                                    request, progress))
+            result = restore_from_reader(repo, project_target.retargeted(reader, project),
+                                         source.config["path"], request, progress)
+            if project.get("project_id") is not None:
+                # The backup's projects were restored as (into) the target project.
+                moved = result.id_mappings.setdefault("projects", {})
+                moved.update({key: project["project_id"] for key in project["retarget"]
+                              if key != project["project_id"]})
+            return sqlite_result(result)
         if isinstance(progress, RestoreProgress):
             progress.collections = [t.name for t in reader.tables()]
         progress.step("restoring")
@@ -187,5 +234,9 @@ class RestoreJobHandler:
         return postgres_result(done)
 
     def failed(self, job: JobView, error: dict[str, Any]) -> None:
-        """Nothing to bring in step: the engines leave the target as it was, and the
-        job row is the restore's only record."""
+        """The database engines leave the target as it was. A file restore undoes its
+        own swap when it fails or is cancelled; one the server was killed in the middle
+        of is undone here, from its journal, when the restart marks it interrupted."""
+        target = job.params.get("target")
+        if job.params.get("kind") == "files" and isinstance(target, str):
+            file_restore.recover(target, job.id)

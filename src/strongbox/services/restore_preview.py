@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from strongbox.errors import StrongboxError
+from strongbox.repository.repository import Repository
+from strongbox.repository.snapshot import Snapshot
+from strongbox.services import file_restore
 from strongbox.services.backups import BackupService, BackupView
 from strongbox.services.restore import (
     CONFLICT_TYPES,
@@ -57,6 +61,7 @@ class BackupPreview:
     estimated_time_seconds: float = 0.0
     required_space_bytes: int = 0
     recommendations: list[str] = field(default_factory=list)
+    files: dict[str, Any] | None = None  # file-tree backups: what the tree holds
 
 
 def _records(reader: SnapshotReader, tables: dict[str, TableInfo], name: str
@@ -133,7 +138,11 @@ class RestorePreviewService:
             return result
         repo = self.storage.open()
         try:
-            reader = SnapshotReader(repo, repo.load_snapshot(backup.snapshot_id))
+            snapshot = repo.load_snapshot(backup.snapshot_id)
+            if snapshot.kind == "files":
+                self._files(repo, snapshot, source, result, detailed, check_conflicts)
+                return result
+            reader = SnapshotReader(repo, snapshot)
         except StrongboxError as exc:
             result.can_restore = False
             result.recommendations.append(f"this backup cannot be previewed: {exc.message}")
@@ -158,8 +167,56 @@ class RestorePreviewService:
         except StrongboxError as exc:
             result.recommendations.append(exc.message)
             return None
-        result.can_restore = source.kind in ("sqlite", "postgres")
+        result.can_restore = source.kind in ("sqlite", "postgres", "files")
         return source
+
+    @staticmethod
+    def _files(repo: Repository, snapshot: Snapshot, source: SourceView | None,
+               result: BackupPreview, detailed: bool, check_conflicts: bool) -> None:
+        """A file tree: its entries, and (``check_conflicts``) what a merge restore into
+        the source's directory would meet there -- the plan such a restore computes."""
+        root = file_restore.root_node(repo, snapshot)
+        entries = list(file_restore.walk(repo, root))
+        files = [node for _, node in entries if node.type != "dir"]
+        doc: dict[str, Any] = {
+            "root": root.name, "files": len(files),
+            "dirs": sum(1 for _, node in entries if node.type == "dir"),
+            "bytes": sum(node.size for node in files if node.type in ("file", "hardlink"))}
+        result.required_space_bytes = doc["bytes"]
+        result.estimated_time_seconds = duration_for(len(files))
+        actions: dict[str, str] = {}
+        if check_conflicts and source is not None and source.kind == "files":
+            target = os.path.realpath(source.config["path"])
+            doc["target_path"] = target
+            plan = file_restore.plan_file_restore(repo, snapshot, file_restore.FileRestoreSpec(
+                mode="merge", target=target, on_conflict="skip"))
+            actions = {a.path: a.action for a in plan.actions}
+            doc["missing_in_target"] = plan.totals()["created"]
+            doc["unchanged"] = plan.totals()["unchanged"]
+            conflicts = plan.conflicts()
+            result.conflicts_count = len(conflicts)
+            listed = conflicts if detailed else conflicts[:LISTED_CONFLICTS]
+            result.conflicts = [ConflictView(**file_restore.conflict_doc(a)) for a in listed]
+        if detailed:
+            doc["entries"] = [{"path": rel, "type": node.type, "size": node.size,
+                               **({"action": actions[rel]} if rel in actions else {})}
+                              for rel, node in entries]
+        result.files = doc
+        notes = result.recommendations
+        if result.conflicts_count:
+            notes.append(f"{result.conflicts_count} file(s) exist in the source directory "
+                         "with other content: restore with mode 'merge' and on_conflict "
+                         "'skip' to keep them, 'overwrite' to replace them (a safety "
+                         "snapshot is taken first), or 'rename' to write the restored "
+                         "copies beside them; mode 'full' makes the directory exactly the "
+                         "backup")
+        elif check_conflicts and result.can_restore:
+            notes.append("no conflicts: no file of the backup differs from the source "
+                         "directory")
+        if result.can_restore:
+            notes.append("run with options.dry_run true first to see exactly what would "
+                         "change; choose files with selections.paths, include_patterns and "
+                         "exclude_patterns, and another directory with target.path")
 
     @staticmethod
     def _contents(reader: SnapshotReader, result: BackupPreview, target: TargetKeys) -> None:
@@ -247,9 +304,6 @@ class RestorePreviewService:
         if source is not None and source.kind == "postgres":
             notes.append("PostgreSQL sources are restored whole (mode 'full'); set "
                          "on_conflict 'overwrite' to replace the tables the schema has now")
-            return
-        if source is not None and source.kind == "files":
-            notes.append("this is a file-tree backup; the restore endpoints restore databases")
             return
         if result.conflicts_count:
             notes.append(f"{result.conflicts_count} row(s) already exist in the source: "

@@ -23,6 +23,7 @@ from strongbox.api.schemas.archive import (
     UploadValidation,
 )
 from strongbox.api.schemas.backups import BackupContents
+from strongbox.api.schemas.restore import UploadStatusResponse
 from strongbox.api.uploads import receive_upload
 from strongbox.services.archive_format import ArchiveLimits
 from strongbox.services.archives import (
@@ -73,7 +74,7 @@ def archive_service(request: Request, services: Services = Depends(get_services)
                 settings.data_dir, ArchiveLimits(settings.archive_max_uncompressed_bytes,
                                                  settings.archive_max_ratio),
                 restore_starter=restore_starter_for(restore) if restore is not None
-                else None)
+                else None, jobs=services.jobs)
             request.app.state.archives = existing
         return existing
 
@@ -180,18 +181,31 @@ def _restore_options(text: str | None) -> dict[str, Any]:
                         422: {"description": "Incompatible archive version"}},
              summary="Upload a backup archive (and optionally restore it)")
 async def upload_backup(request: Request,
+                        upload_id: str | None = Query(
+                            None, description="Extension: a UUID chosen by the client, to "
+                                              "follow the upload at GET /api/v1/restore/"
+                                              "upload/{upload_id} while it is sent"),
                         principal: Principal = Depends(require(Role.OPERATOR)),
                         archives: ArchiveService = Depends(archive_service),
                         services: Services = Depends(get_services)) -> UploadRestoreResponse:
-    with archives.upload_area() as area:
-        upload, fields = await receive_upload(request, area,
-                                              services.settings.upload_max_bytes)
-        auto_restore = _flag(fields, "auto_restore")
-        options = _restore_options(fields.get("restore_options"))
-        outcome = await run_in_threadpool(
-            archives.register_upload, principal, upload, auto_restore=auto_restore,
-            restore_options=options, passphrase=fields.get("passphrase") or None,
-            max_bytes=services.settings.upload_max_bytes)
+    tracker = archives.uploads
+    upload_id = await run_in_threadpool(tracker.begin, principal, upload_id)
+    try:
+        with archives.upload_area() as area:
+            upload, fields = await receive_upload(
+                request, area, services.settings.upload_max_bytes,
+                on_progress=lambda n: tracker.received(upload_id, n))
+            auto_restore = _flag(fields, "auto_restore")
+            options = _restore_options(fields.get("restore_options"))
+            await run_in_threadpool(tracker.validating, upload_id, upload)
+            outcome = await run_in_threadpool(
+                archives.register_upload, principal, upload, auto_restore=auto_restore,
+                restore_options=options, passphrase=fields.get("passphrase") or None,
+                max_bytes=services.settings.upload_max_bytes, upload_id=upload_id)
+    except BaseException as exc:
+        await run_in_threadpool(tracker.failed, upload_id, exc)
+        raise
+    await run_in_threadpool(tracker.finished, upload_id, upload, outcome)
     info, backup = outcome.info, outcome.backup
     return UploadRestoreResponse(
         upload_id=outcome.upload_id, backup_id=backup.id,
@@ -205,3 +219,14 @@ async def upload_backup(request: Request,
                                                            or empty_contents()),
             errors=[], warnings=outcome.warnings),
         restore_job_id=outcome.restore_job_id)
+
+
+@router.get("/api/v1/restore/upload/{upload_id}", response_model=UploadStatusResponse,
+            response_model_exclude_none=True,
+            responses={404: {"description": "UPLOAD_NOT_FOUND"}},
+            summary="Follow an upload: uploading, validating, ready, restoring or failed")
+def upload_status(upload_id: str, principal: Principal = Depends(require(Role.VIEWER)),
+                  archives: ArchiveService = Depends(archive_service)) -> UploadStatusResponse:
+    state = archives.uploads.get(principal.tenant, upload_id)
+    return UploadStatusResponse.model_validate(vars(state))
+

@@ -17,6 +17,7 @@ from strongbox.api.schemas.restore import (
     CancelRestoreResponse,
     CreateRestoreRequest,
     CreateRestoreResponse,
+    FilesPreview,
     RestoreJobStatus,
 )
 from strongbox.services.container import Services
@@ -38,6 +39,10 @@ def new_restore(body: CreateRestoreRequest) -> NewRestore:
                 for name in ("exclude_projects", "exclude_sessions")} if selections else {}
     spec = NewRestore(backup_id=body.backup_id, mode=body.mode.value, selections=chosen,
                       exclude=excluded)
+    if selections is not None:
+        spec.paths = list(selections.paths or [])
+        spec.include_patterns = list(selections.include_patterns or [])
+        spec.exclude_patterns = list(selections.exclude_patterns or [])
     if selections is not None and selections.date_range is not None:
         spec.date_range = selections.date_range.model_dump(mode="json")
     if options is not None:
@@ -52,6 +57,7 @@ def new_restore(body: CreateRestoreRequest) -> NewRestore:
         spec.target_project_name = target.project_name
         if target.project_name_suffix is not None:
             spec.name_suffix = target.project_name_suffix
+        spec.target_path = target.path
     return spec
 
 
@@ -85,5 +91,9 @@ def preview_backup(backup_id: str, detailed: bool = Query(False),
                    check_conflicts: bool = Query(True),
                    principal: Principal = Depends(require(Role.VIEWER)),
                    services: Services = Depends(get_services)) -> BackupPreviewResponse:
-    return backup_preview(services.restore_preview.preview(
-        principal.tenant, backup_id, detailed=detailed, check_conflicts=check_conflicts))
+    preview = services.restore_preview.preview(
+        principal.tenant, backup_id, detailed=detailed, check_conflicts=check_conflicts)
+    response = backup_preview(preview)
+    if preview.files is not None:  # the file-tree extension (the presenter shows tables)
+        response.contents.files = FilesPreview.model_validate(preview.files)
+    return response

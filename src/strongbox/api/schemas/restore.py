@@ -25,11 +25,23 @@ class ConflictResolution(StrEnum):
 
 
 class RestoreTarget(ApiModel):
-    project_id: str | None = Field(None, description="Not supported yet (400 NOT_SUPPORTED)")
-    project_name: str | None = Field(None, description="Not supported yet (400 NOT_SUPPORTED)")
+    project_id: str | None = Field(
+        None, description="SQLite sources, selective/merge: an existing project of the target "
+                          "database to restore the chosen projects' content into (their own "
+                          "project rows are not restored; their sessions and everything below "
+                          "them point at this project)")
+    project_name: str | None = Field(
+        None, description="SQLite sources, selective/merge, without project_id: restore the "
+                          "one chosen project as a new project with this name")
     project_name_suffix: str | None = Field(
         None, min_length=1, max_length=50,
-        description='Added to names that collide (on_conflict "rename"); default "_restored"')
+        description='Added to names that collide (on_conflict "rename"); default "_restored". '
+                    'For files it goes before the extension: "a.txt" -> "a_restored.txt"')
+    path: str | None = Field(
+        None, min_length=1, max_length=4096,
+        description="Extension, file-tree backups: the absolute path of the directory to "
+                    "restore into (default: the source's own directory). It must lie inside "
+                    "an allowed restore root, else 400 OUTSIDE_RESTORE_ROOTS")
 
 
 class RestoreOptions(ApiModel):
@@ -58,6 +70,15 @@ class RestoreSelections(ApiModel):
         None, description="Adds the sessions created in the range (SQLite sources)")
     exclude_projects: list[str] | None = None
     exclude_sessions: list[str] | None = None
+    # Extensions for file-tree backups:
+    paths: list[str] | None = Field(
+        None, description="File trees: sub-paths of the backup (relative to its root "
+                          "folder) to restore, folders with everything below them")
+    include_patterns: list[str] | None = Field(
+        None, description="File trees: globs a file must match (relative path or base "
+                          "name; '*' also matches '/')")
+    exclude_patterns: list[str] | None = Field(
+        None, description="File trees: globs of files and folders to leave out")
 
 
 class CreateRestoreRequest(ApiModel):
@@ -110,6 +131,8 @@ class RestoreProgress(ApiModel):
     estimated_remaining_seconds: float | None = None
     current_collection: str | None = Field(None, description="Extension: the table being "
                                                              "restored")
+    bytes_restored: int | None = Field(None, description="Extension: bytes written so far")
+    bytes_total: int | None = Field(None, description="Extension: bytes to write, when known")
 
 
 class RestoreResults(ApiModel):
@@ -127,6 +150,14 @@ class RestoreResults(ApiModel):
     dry_run: bool | None = None
     safety_snapshot_id: str | None = None
     warnings: list[str] | None = None
+    conflicts_count: int | None = None
+    target_path: str | None = Field(None, description="File trees: the directory restored "
+                                                       "into")
+    files: dict[str, int] | None = Field(
+        None, description="File trees: created, overwritten, renamed, skipped, unchanged, "
+                          "deleted, dirs_created, dirs_deleted, conflicts, bytes_to_write")
+    file_conflicts: list[ConflictInfo] | None = Field(
+        None, description="File trees: the first 100 conflicts and how they were resolved")
 
 
 class RestoreError(ApiModel):
@@ -207,12 +238,30 @@ class TableSummary(ApiModel):
     existing_rows: int = Field(description="rows whose key the source database has now")
 
 
+class FilesPreview(ApiModel):
+    """Extension: what a file-tree backup holds, and how it compares with the source's
+    directory (the fields after ``bytes`` only when ``check_conflicts``)."""
+
+    root: str = Field(description="the name of the backup's root folder")
+    files: int = Field(description="files, symlinks and hard links")
+    dirs: int
+    bytes: int
+    target_path: str | None = None
+    missing_in_target: int | None = Field(None, description="files a merge would create")
+    unchanged: int | None = Field(None, description="files already there with the same "
+                                                    "content")
+    entries: list[dict[str, Any]] | None = Field(
+        None, description="with detailed=true: every entry (path, type, size, and the "
+                          "action a merge with on_conflict 'skip' would take)")
+
+
 class PreviewContents(ApiModel):
     projects: list[ProjectPreview]
     sessions_summary: SessionsSummary
     messages_summary: MessagesSummary
     prompts: list[PromptPreview]
     tables: list[TableSummary] = Field(description="Extension: every table of the backup")
+    files: FilesPreview | None = Field(None, description="Extension: file-tree backups")
 
 
 class RestoreAnalysis(ApiModel):
@@ -230,3 +279,20 @@ class BackupPreviewResponse(ApiModel):
     created_at: datetime
     contents: PreviewContents
     restore_analysis: RestoreAnalysis
+
+
+class UploadStatusResponse(ApiModel):
+    """Extension: ``GET /api/v1/restore/upload/{upload_id}``, an upload's seed 000
+    ``UploadStatus`` while and after it happens."""
+
+    upload_id: str
+    status: str = Field(description="uploading | validating | ready | restoring | failed")
+    bytes_received: int
+    filename: str | None = None
+    backup_id: str | None = None
+    restore_job_id: str | None = None
+    restore_status: str | None = Field(None, description="the restore job's status, once "
+                                                         "auto_restore started one")
+    error: dict[str, Any] | None = Field(None, description="code and message, if failed")
+    created_at: datetime
+    updated_at: datetime
