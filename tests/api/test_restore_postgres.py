@@ -1,4 +1,4 @@
-"""Restoring a PostgreSQL source through ``/api/v1/restore``: full mode, against a real
+"""Restoring a PostgreSQL source through ``/api/v1/restore``: full, selective and merge,
 server started by the project's own script (tests/pg_server.py)."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import psycopg
 import pytest
 
 from tests.api.conftest import Server, running_server
-from tests.api.test_backups_contract import assert_error
 from tests.api.test_restore import start_restore, wait_for_restore
 from tests.pg_server import running_postgres
 
@@ -88,13 +87,37 @@ def test_a_full_restore_replaces_the_schema(setup: Setup) -> None:
     assert rows(dsn) == before
 
 
-def test_only_full_mode(setup: Setup) -> None:
-    server = setup.server
+def test_a_selective_restore_with_new_ids(setup: Setup) -> None:
+    """One author and their books copied back beside the originals with new ids, after a
+    dry run that predicts it exactly and writes nothing."""
+    server, dsn = setup.server, setup.dsn
     backup = server.backup_and_wait({"name": "pg again", "type": "full",
                                      "source_id": setup.source_id})
-    error = assert_error(server.client.post(
-        "/api/v1/restore", headers=server.headers(),
-        json={"backup_id": backup["backup_id"], "mode": "merge"}), 400, "VALIDATION_FAILED")
-    assert error["validation_errors"][0] == {
-        "field": "mode", "code": "NOT_SUPPORTED", "value": "merge",
-        "message": "PostgreSQL sources are restored whole: use mode 'full'"}
+    before = rows(dsn)
+    author = before[-1][0]
+    with psycopg.connect(dsn) as conn:
+        books = conn.execute("SELECT count(*) FROM app.books WHERE author_id = %s",
+                             (author,)).fetchone()[0]
+    body = {"backup_id": backup["backup_id"], "mode": "selective",
+            "selections": {"records": {"authors": [str(author)]}},
+            "options": {"on_conflict": "rename", "maintain_ids": False}}
+
+    dry = wait_for_restore(server, start_restore(
+        server, {**body, "options": {**body["options"], "dry_run": True}})["job_id"])
+    assert dry["status"] == "completed", dry
+    assert rows(dsn) == before
+
+    done = wait_for_restore(server, start_restore(server, body)["job_id"])
+    assert done["status"] == "completed", done
+    assert done["results"]["tables"] == dry["results"]["tables"]
+    assert done["results"]["tables"]["authors"]["inserted"] == 1
+    assert done["results"]["tables"]["books"]["inserted"] == books
+    new_author = int(done["results"]["id_mappings_by_table"]["authors"][str(author)])
+    assert new_author != author
+    with psycopg.connect(dsn) as conn:
+        copied = conn.execute("SELECT count(*) FROM app.books WHERE author_id = %s",
+                              (new_author,)).fetchone()[0]
+        # The sequences were moved past the restored ids: the application can insert.
+        conn.execute("INSERT INTO app.authors (name) VALUES ('after restore')")
+    assert copied == books
+    assert [r for r in rows(dsn) if r[0] != new_author and r[1] != "after restore"] == before

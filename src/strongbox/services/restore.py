@@ -255,9 +255,6 @@ class RestoreService:
                 errors.append(FieldError(name, "a full restore replaces the database: use "
                                          "selective or merge mode to restore into a "
                                          "project", "NOT_APPLICABLE", value))
-        if source.kind == "postgres" and spec.mode != "full":
-            errors.append(FieldError("mode", "PostgreSQL sources are restored whole: use "
-                                     "mode 'full'", "NOT_SUPPORTED", spec.mode))
         if errors:
             raise ValidationFailed("request validation failed", errors)
         on_conflict = spec.on_conflict or ("overwrite" if spec.overwrite_existing else "skip")

@@ -1,8 +1,8 @@
 """The ``restore`` job: write a backup's snapshot back into its source.
 
-SQLite sources go through :func:`~strongbox.sources.sqlite.restore.restore_sqlite` (every
-mode); PostgreSQL sources through
-:func:`~strongbox.sources.postgres.restore.restore_postgres_full` (full mode only). Both
+SQLite sources go through :func:`~strongbox.sources.sqlite.restore.restore_sqlite`,
+PostgreSQL sources through :func:`~strongbox.sources.postgres.merge.restore_postgres`, in
+every mode (full, selective, merge) with the same request, plan and result types. Both
 engines work in one transaction on the target, so a failed or cancelled restore leaves it
 as it was. File trees go through :mod:`strongbox.services.file_restore`, which stages the
 files and swaps them in with a journal, so a failed, cancelled or interrupted restore is
@@ -136,18 +136,6 @@ def sqlite_result(result: RestoreResult) -> dict[str, Any]:
     }
 
 
-def postgres_result(done: dict[str, Any]) -> dict[str, Any]:
-    counts: dict[str, int] = dict(done.get("tables", {}))
-    return {
-        **{f"{t}_restored": counts.get(t, 0) for t in COUNTED_TABLES},
-        "total_documents": int(done.get("rows", 0)), "skipped_duplicates": 0,
-        "failed_documents": 0, "id_mappings": {}, "id_mappings_by_table": {},
-        "tables": {t: {"inserted": n, "updated": 0, "skipped": 0, "deleted": 0}
-                   for t, n in counts.items()},
-        "conflicts_count": 0, "warnings": [], "safety_snapshot_id": None,
-    }
-
-
 def restore_order(reader: SnapshotReader, request: RestoreRequest) -> list[str]:
     wanted = request.tables
     return [t for t in reader.graph().topological_order() if wanted is None or t in wanted]
@@ -222,16 +210,17 @@ class RestoreJobHandler:
                 moved.update({key: project["project_id"] for key in project["retarget"]
                               if key != project["project_id"]})
             return sqlite_result(result)
+        request = restore_request(params)
         if isinstance(progress, RestoreProgress):
-            progress.collections = [t.name for t in reader.tables()]
+            progress.collections = restore_order(reader, request)
         progress.step("restoring")
         # Imported here: the PostgreSQL driver is only needed by servers that use it.
-        from strongbox.sources.postgres.restore import restore_postgres_full
+        from strongbox.sources.postgres.merge import restore_postgres
 
-        done = restore_postgres_full(repo, snapshot, source.config["dsn"],
-                                     target_schema=source.config.get("schema"),
-                                     replace=bool(params.get("replace")), progress=progress)
-        return postgres_result(done)
+        result = restore_postgres(repo, snapshot, source.config["dsn"], request,
+                                  target_schema=source.config.get("schema"),
+                                  replace_objects=bool(params.get("replace")), progress=progress)
+        return sqlite_result(result)
 
     def failed(self, job: JobView, error: dict[str, Any]) -> None:
         """The database engines leave the target as it was. A file restore undoes its

@@ -302,8 +302,9 @@ class RestorePreviewService:
                    check_conflicts: bool) -> None:
         notes = result.recommendations
         if source is not None and source.kind == "postgres":
-            notes.append("PostgreSQL sources are restored whole (mode 'full'); set "
-                         "on_conflict 'overwrite' to replace the tables the schema has now")
+            notes.append("the preview does not list row conflicts for PostgreSQL: restore "
+                         "with options.dry_run true for the exact plan (per table inserts, "
+                         "updates, skips and every conflict) without writing anything")
             return
         if result.conflicts_count:
             notes.append(f"{result.conflicts_count} row(s) already exist in the source: "

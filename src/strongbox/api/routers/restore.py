@@ -35,6 +35,9 @@ def new_restore(body: CreateRestoreRequest) -> NewRestore:
     target = body.target
     chosen = {name: list(getattr(selections, name) or [])
               for name in ("projects", "sessions", "messages", "prompts")} if selections else {}
+    if selections is not None and selections.records:
+        for table, keys in selections.records.items():
+            chosen[table] = [*chosen.get(table, []), *keys]
     excluded = {name: list(getattr(selections, name) or [])
                 for name in ("exclude_projects", "exclude_sessions")} if selections else {}
     spec = NewRestore(backup_id=body.backup_id, mode=body.mode.value, selections=chosen,

@@ -70,6 +70,10 @@ class RestoreSelections(ApiModel):
         None, description="Adds the sessions created in the range (SQLite sources)")
     exclude_projects: list[str] | None = None
     exclude_sessions: list[str] | None = None
+    records: dict[str, list[str]] | None = Field(
+        None, description="Extension: rows of any table by primary key, table name -> key "
+                          "values (e.g. {\"authors\": [\"7\"]}); with their foreign-key "
+                          "closure like projects and sessions")
     # Extensions for file-tree backups:
     paths: list[str] | None = Field(
         None, description="File trees: sub-paths of the backup (relative to its root "
