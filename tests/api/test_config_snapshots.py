@@ -281,3 +281,20 @@ def test_a_postgres_snapshot_replaces_the_schema(tmp_path: Path) -> None:
             assert final["result"]["components"][0]["rows_restored"] == 2
             pre = wait_snapshot(server, started["pre_restore_snapshot_id"])
             assert pre["components"][0]["source_kind"] == "postgres"
+
+
+def test_a_restore_waits_for_a_snapshot_restore_of_the_same_source(server: Server) -> None:
+    source_id = server.sources["sqlite"]
+    backup = server.backup_and_wait({"name": "before snapshot restore", "type": "full",
+                                     "source_id": source_id})
+    # A snapshot restore writing to this source (its job record, as the service makes it).
+    job = server.services.jobs.create("default", "snapshot_restore",
+                                      {"components": [{"source_id": source_id}]})
+    try:
+        error = assert_error(server.client.post(
+            "/api/v1/restore", headers=server.headers(),
+            json={"backup_id": backup["backup_id"], "mode": "full"}), 409,
+            "RESTORE_IN_PROGRESS")
+        assert error["error"]["details"]["job_id"] == job.id
+    finally:
+        server.services.jobs.finish(job.id, "failed")

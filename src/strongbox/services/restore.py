@@ -28,6 +28,7 @@ from strongbox.repository.lock import Lock
 from strongbox.services import file_restore, project_target, restore_job
 from strongbox.services.backup_metadata import parse_moment
 from strongbox.services.backups import BackupService, BackupView, parse_uuid
+from strongbox.services.config_snapshots import KIND as SNAPSHOT_RESTORE
 from strongbox.services.errors import (
     FieldError,
     InvalidDateRangeFields,
@@ -46,6 +47,7 @@ ROWS_PER_SECOND = 20_000  # assumed for duration estimates
 # Engine table names → seed 000 ConflictInfo.type
 CONFLICT_TYPES = {"projects": "project", "sessions": "session", "messages": "message",
                   "prompts": "prompt"}
+
 
 
 class RestoreInProgress(StrongboxError):
@@ -300,6 +302,11 @@ class RestoreService:
     def _check_not_running(self, source: SourceView, target: str | None) -> None:
         """One restore per source, and one per target directory."""
         for job in self.store.active():
+            if job.kind == SNAPSHOT_RESTORE and source.id in {
+                    c.get("source_id") for c in job.params.get("components", [])}:
+                raise RestoreInProgress(
+                    f"configuration snapshot restore {job.id} is writing to source "
+                    f"{source.name!r}; wait for it", details={"job_id": job.id})
             if job.kind != restore_job.KIND:
                 continue
             if job.params.get("source_id") == source.id:
