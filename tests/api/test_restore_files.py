@@ -430,3 +430,17 @@ def test_upload_with_auto_restore_merges_a_file_backup(server: Server,
     assert (root / "docs" / "a.txt").read_text() == "edited after the backup\n"
     assert (root / "docs" / "a_restored.txt").read_text() == "alpha\n"
     assert (root / "top.bin").exists()
+
+
+def test_backups_leave_out_a_running_restores_staging_folder(
+        server: Server, source: dict[str, Any]) -> None:
+    root: Path = source["root"]
+    staging = root / f"{STAGING_PREFIX}0123456789ab"
+    staging.mkdir()
+    (staging / "half-restored.txt").write_text("not the application's data")
+    backup = server.backup_and_wait({"name": "during a restore", "type": "full",
+                                     "source_id": source["source_id"]})
+    staging.rename(root.parent / "staging-aside")
+    restored = restore(server, {"backup_id": backup["backup_id"], "mode": "full"})
+    assert restored["results"]["files"]["deleted"] == 0
+    assert tree_state(root) == source["state"]

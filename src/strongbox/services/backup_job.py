@@ -25,6 +25,7 @@ from strongbox.repository.lock import Lock
 from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
 from strongbox.services.backup_metadata import describe
+from strongbox.services.file_restore import STAGING_PREFIX
 from strongbox.services.filters import database_filters, file_globs
 from strongbox.services.sources import SourceService, SourceView
 from strongbox.services.storage import RepositoryProvider, path_size
@@ -49,6 +50,36 @@ def estimate_bytes(source: SourceView, selective: bool) -> int | None:
     if source.kind == "files":
         return path_size(Path(source.config["path"]))
     return None
+
+
+def change_detection_parent(repo: Repository, params: dict[str, Any]
+                            ) -> Snapshot | str | None:
+    """The snapshot a files backup compares against (files whose size, mtime and inode
+    match it are not read again).
+
+    - ``incremental`` / ``differential``: the parent backup's snapshot (the last backup of
+      the source, or its last full one); if it has been forgotten meanwhile, none.
+    - ``full``: none, so every file is read and stored afresh;
+    - ``selective`` (and jobs queued before backup types existed): ``"auto"``, the newest
+      snapshot of the same paths, as before.
+
+    Whatever the parent, the new snapshot is a complete tree: it never needs its parent
+    to be restored. Database sources always read the whole database; deduplication makes
+    an unchanged table cost nothing.
+    """
+    kind = params.get("type")
+    if kind == "full":
+        return None
+    snapshot_id = params.get("parent_snapshot_id")
+    if kind in ("incremental", "differential"):
+        if not snapshot_id:
+            return None
+        try:
+            return repo.load_snapshot(snapshot_id)
+        except SnapshotNotFound:
+            log.info("parent snapshot %s is gone: reading every file", snapshot_id)
+            return None
+    return "auto"
 
 
 class BackupJobHandler:
@@ -78,32 +109,40 @@ class BackupJobHandler:
         progress.expect(estimate_bytes(source, bool(filters)))
         tags = [f"backup={backup_id}", f"tenant={job.tenant}"]
         with Lock(repo.backend, exclusive=False).acquire():
-            snapshot = self._back_up(repo, source, filters, tags, progress)
+            parent = change_detection_parent(repo, params)
+            snapshot = self._back_up(repo, source, filters, tags, progress, parent)
         progress.step("recording")
         record = describe(repo, snapshot, self.storage.info)
         if not self._complete(backup_id, record):
             self._forget(repo, snapshot.id)
             raise Cancelled("the backup was deleted while it ran")
-        return {"backup_id": backup_id, "snapshot_id": snapshot.id,
-                "size_bytes": record["size_bytes"],
-                "duration_seconds": round(time.monotonic() - started, 3)}
+        result = {"backup_id": backup_id, "snapshot_id": snapshot.id,
+                  "size_bytes": record["size_bytes"],
+                  "duration_seconds": round(time.monotonic() - started, 3)}
+        if params.get("parent_backup_id"):
+            result["parent_backup_id"] = params["parent_backup_id"]
+            # None when the parent's snapshot was gone: every file was read again.
+            result["parent_snapshot_id"] = parent.id if isinstance(parent, Snapshot) else None
+        return result
 
     @staticmethod
     def _back_up(repo: Repository, source: SourceView, filters: dict[str, Any] | None,
-                 tags: list[str], progress: JobProgress) -> Snapshot:
+                 tags: list[str], progress: JobProgress,
+                 parent: Snapshot | str | None = "auto") -> Snapshot:
         config = source.config
         if source.kind == "sqlite":
             return backup_sqlite(repo, config["path"], tags=tags, progress=progress,
                                  filters=database_filters(filters) if filters else None)
         if source.kind == "files":
             include = list(config.get("include_patterns") or [])
-            exclude = list(config.get("exclude_patterns") or [])
+            # A restore in progress stages its files inside the tree: never back those up.
+            exclude = [*(config.get("exclude_patterns") or []), f"{STAGING_PREFIX}*"]
             if filters:
                 extra_include, extra_exclude = file_globs(filters)
                 include += extra_include
                 exclude += extra_exclude
             return backup_files(repo, [config["path"]], include=include, exclude=exclude,
-                                tags=tags, progress=progress)
+                                tags=tags, progress=progress, parent=parent)
         # Imported here: the PostgreSQL driver is only needed by servers that use it.
         from strongbox.sources.postgres.backup import backup_postgres
 
