@@ -100,7 +100,7 @@ def test_validation_error_carries_the_invalid_value(server: Server) -> None:
 
 
 def test_unknown_type_is_invalid_backup_type(server: Server) -> None:
-    assert_error(post(server, {"name": "good name", "type": "incremental"}), 400,
+    assert_error(post(server, {"name": "good name", "type": "transaction"}), 400,
                  "INVALID_BACKUP_TYPE", fields={"type"})
 
 

@@ -111,7 +111,7 @@ def test_statistics_have_every_block(server: Server) -> None:
     assert summary["total_backups"] >= 1
     assert summary["total_size_bytes"] >= summary["largest_backup_bytes"] > 0
     assert 0 <= summary["success_rate"] <= 100
-    assert set(stats["by_type"]) == {"full", "selective"}
+    assert set(stats["by_type"]) == {"full", "selective", "incremental", "differential"}
     assert set(stats["by_status"]) == {"pending", "in_progress", "completed", "failed",
                                        "corrupted", "deleting"}
     assert stats["by_status"]["completed"] >= 1

@@ -59,6 +59,9 @@ def backup_fields(backup: BackupView) -> dict[str, Any]:
         "source_id": backup.source_id,
         "job_id": backup.job_id,
         "completed_at": backup.completed_at,
+        "parent_id": backup.parent_id,
+        "protected": backup.protected,
+        "protected_reason": backup.protected_reason,
     }
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import logging
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -16,7 +18,7 @@ from sqlalchemy import Select, func, or_, select, update
 from strongbox.catalog.database import Catalog, sql_offset
 from strongbox.catalog.models import Backup
 from strongbox.catalog.types import utcnow
-from strongbox.errors import InsufficientStorage, SnapshotNotFound
+from strongbox.errors import InsufficientStorage, SnapshotNotFound, StrongboxError
 from strongbox.jobs.executor import JobExecutor
 from strongbox.jobs.store import FINAL, JobStore, JobView
 from strongbox.repository.lock import Lock
@@ -35,7 +37,13 @@ from strongbox.services.principal import Principal
 from strongbox.services.sources import SourceService
 from strongbox.services.storage import RepositoryProvider, exclusive_bytes
 
-BACKUP_TYPES = ("full", "selective")
+log = logging.getLogger(__name__)
+
+BACKUP_TYPES = ("full", "selective", "incremental", "differential")
+CHAINED_TYPES = ("incremental", "differential")  # types that build on a parent backup
+# Types a later incremental/differential backup may build on: a selective backup holds only
+# part of its source, so change detection against it would say little.
+PARENT_TYPES = ("full", "incremental", "differential")
 BACKUP_STATUSES = ("pending", "in_progress", "completed", "failed", "corrupted", "deleting")
 SORT_FIELDS = ("created_at", "completed_at", "name", "size_bytes", "type", "status")
 THROUGHPUT = 50 * 1024 * 1024  # bytes/s assumed for duration estimates
@@ -64,6 +72,8 @@ class NewBackup:
     filters: dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     source_id: str | None = None
+    schedule_id: str | None = None  # the schedule that asked for it, if any
+    tags: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,12 @@ class BackupView:
     compression: dict[str, Any] | None
     validation: dict[str, Any] | None
     error_message: str | None
+    parent_id: str | None = None
+    protected: bool = False
+    protected_reason: str | None = None
+    tags: list[str] | None = None
+    schedule_id: str | None = None
+    verified_at: datetime | None = None
 
     @property
     def can_restore(self) -> bool:
@@ -106,7 +122,8 @@ def _view(row: Backup) -> BackupView:
         row.source_name, row.source_kind, row.job_id, row.filters, row.options, row.created_at,
         row.created_by, row.completed_at, row.snapshot_id, row.storage_location, row.size_bytes,
         row.compressed_size_bytes, row.added_bytes, row.contents, row.checksum, row.encryption,
-        row.compression, row.validation, row.error_message)
+        row.compression, row.validation, row.error_message, row.parent_id,
+        bool(row.protected), row.protected_reason, row.tags, row.schedule_id, row.verified_at)
 
 
 @dataclass
@@ -152,6 +169,7 @@ class CreatedBackup:
     job: JobView
     estimated_size_bytes: int | None
     estimated_duration_seconds: float | None
+    note: str | None = None  # e.g. an incremental taken as full for want of a parent
 
 
 @dataclass
@@ -191,7 +209,8 @@ class BackupService:
     def create(self, principal: Principal, spec: NewBackup) -> CreatedBackup:
         if spec.type not in BACKUP_TYPES:
             raise InvalidBackupType("invalid backup type", [FieldError(
-                "type", "type must be 'full' or 'selective'", "INVALID_VALUE", spec.type)])
+                "type", f"type must be one of {', '.join(BACKUP_TYPES)}", "INVALID_VALUE",
+                spec.type)])
         selective = spec.type == "selective"
         if selective and not has_any(spec.filters):
             raise ValidationFailed("a selective backup needs at least one filter", [FieldError(
@@ -212,17 +231,22 @@ class BackupService:
         estimate = estimate_bytes(source, selective)
         self._check_space(tenant, estimate)
         level = self._compression_level(tenant, spec.options or {})
+        backup_type, parent, note = self._lineage(tenant, source.id, spec.type)
         backup_id = str(uuid.uuid4())
         job_id = str(uuid.uuid4())
         params = {"source_id": source.id, "selective": selective, "filters": spec.filters,
-                  "compression_level": level}
+                  "compression_level": level, "type": backup_type,
+                  "parent_backup_id": parent.id if parent else None,
+                  "parent_snapshot_id": parent.snapshot_id if parent else None}
         with self.catalog.session() as session:
             row = Backup(id=backup_id, tenant=tenant, name=spec.name,
-                         description=spec.description, type=spec.type, status="pending",
+                         description=spec.description, type=backup_type, status="pending",
                          source_id=source.id, source_name=source.name, source_kind=source.kind,
                          job_id=job_id, filters=spec.filters, options=spec.options,
                          created_by=principal.key_id,
-                         storage_location=self.storage.location, size_bytes=0)
+                         storage_location=self.storage.location, size_bytes=0,
+                         parent_id=parent.id if parent else None,
+                         schedule_id=spec.schedule_id, tags=spec.tags)
             session.add(row)
             session.flush()
             job = self.store.create(tenant, backup_job.KIND, params, backup_id=backup_id,
@@ -231,7 +255,37 @@ class BackupService:
             backup = _view(row)
         self.executor.submit(job)
         duration = None if estimate is None else max(1.0, round(estimate / THROUGHPUT, 1))
-        return CreatedBackup(backup, job, estimate, duration)
+        return CreatedBackup(backup, job, estimate, duration, note)
+
+    def _lineage(self, tenant: str, source_id: str, requested: str
+                 ) -> tuple[str, BackupView | None, str | None]:
+        """(type to record, parent backup, a note for the caller).
+
+        An incremental backup builds on the last completed backup of its source, a
+        differential one on the last completed full backup. Without such a parent the
+        backup is taken as a full one (and says so), so that a schedule of incrementals
+        works from its very first run.
+        """
+        if requested not in CHAINED_TYPES:
+            return requested, None, None
+        parent = self.latest_completed(tenant, source_id, PARENT_TYPES if
+                                       requested == "incremental" else ("full",))
+        if parent is None:
+            wanted = "backup" if requested == "incremental" else "full backup"
+            return "full", None, (f"no completed {wanted} of this source to build on: "
+                                  f"taken as a full backup instead of {requested}")
+        return requested, parent, None
+
+    def latest_completed(self, tenant: str, source_id: str,
+                         types: tuple[str, ...] = PARENT_TYPES) -> BackupView | None:
+        """The newest completed backup of ``source_id`` among ``types``."""
+        with self.catalog.session() as session:
+            row = session.scalars(
+                select(Backup).where(Backup.tenant == tenant, Backup.source_id == source_id,
+                                     Backup.status == "completed", Backup.deleted_at.is_(None),
+                                     Backup.type.in_(types), Backup.snapshot_id.is_not(None))
+                .order_by(Backup.created_at.desc(), Backup.id.desc()).limit(1)).first()
+            return _view(row) if row is not None else None
 
     def _compression_level(self, tenant: str, options: dict[str, Any]) -> int:
         if options.get("compress") is False:
@@ -335,29 +389,118 @@ class BackupService:
 
     # --- delete ---------------------------------------------------------------------------
 
-    def delete(self, principal: Principal, backup_id: str, *, force: bool = False
-               ) -> DeletedBackup:
+    def delete(self, principal: Principal, backup_id: str, *, force: bool = False,
+               reason: str | None = None) -> DeletedBackup:
+        """Delete a backup (seed 000 1.5). A protected one only with ``force`` and a
+        ``reason`` (seed 001): the deletion is logged with the reason."""
         backup = self.get(principal.tenant, backup_id)
+        pinned = backup.protected
+        if pinned:
+            self._check_override(principal, backup, force=force, reason=reason)
         if backup.status == "deleting":
             raise BackupInProgress(f"backup {backup.id} is already being deleted")
         if backup.status in ("pending", "in_progress"):
             if not force:
                 raise BackupInProgress(f"backup {backup.id} is still running (job "
                                        f"{backup.job_id}); wait, or delete with force=true")
-            if not self._mark_deleting(backup.id, backup.status):
-                return self.delete(principal, backup_id, force=force)  # it just finished
+            if not self._mark_deleting(backup.id, backup.status, pinned):
+                # It just finished, or was just protected: look again.
+                return self.delete(principal, backup_id, force=force, reason=reason)
             return self._delete_running(backup)
-        if not self._mark_deleting(backup.id, backup.status):
-            return self.delete(principal, backup_id, force=force)
+        if not self._mark_deleting(backup.id, backup.status, pinned):
+            return self.delete(principal, backup_id, force=force, reason=reason)
         try:
             freed, files = self._forget_snapshot(backup.snapshot_id)
         except Exception:
             self._set_status(backup.id, backup.status)
             raise
         deleted_at = self._mark_deleted(backup.id)
+        if pinned and reason:  # the catalog row keeps why a pinned backup went
+            self._set_protection(backup.id, True, f"force-deleted: {reason.strip()}"[:500])
         return DeletedBackup(backup.id, deleted_at, freed, files,
                              f"backup {backup.name!r} deleted; its snapshot was forgotten and "
                              "the next prune frees its space")
+
+    def _check_override(self, principal: Principal, backup: BackupView, *, force: bool,
+                        reason: str | None) -> None:
+        """A protected backup goes only with force=true and a reason; log who and why."""
+        if not force:
+            raise BackupProtected(
+                f"backup {backup.id} is protected ({backup.protected_reason or 'no reason'}): "
+                "unprotect it first, or delete with force=true and a reason",
+                details={"backup_id": backup.id, "protected_reason": backup.protected_reason})
+        if not (reason and reason.strip()):
+            raise ValidationFailed("deleting a protected backup needs a reason", [FieldError(
+                "reason", "give the reason for deleting a protected backup", "REQUIRED")])
+        log.warning("protected backup %s (%s) force-deleted by key %s (tenant %s): %s",
+                    backup.id, backup.protected_reason, principal.key_id, principal.tenant,
+                    reason.strip())
+
+    # --- protection -----------------------------------------------------------------------
+
+    def protect(self, principal: Principal, backup_id: str, reason: str) -> BackupView:
+        """Pin a backup: no retention rule, cleanup or plain DELETE removes it."""
+        backup = self.get(principal.tenant, backup_id)
+        if backup.status == "deleting":
+            raise BackupInProgress(f"backup {backup.id} is being deleted")
+        with self.catalog.session() as session:
+            done = session.execute(update(Backup).where(Backup.id == backup.id,
+                                                        Backup.status != "deleting",
+                                                        Backup.deleted_at.is_(None))
+                                   .values(protected=True, protected_reason=reason.strip()))
+            if not done.rowcount:  # type: ignore[attr-defined]
+                raise BackupInProgress(f"backup {backup.id} is being deleted")
+        return self.get(principal.tenant, backup.id)
+
+    def unprotect(self, principal: Principal, backup_id: str,
+                  reason: str | None = None) -> BackupView:
+        backup = self.get(principal.tenant, backup_id)
+        note = f"unprotected: {reason.strip()}"[:500] if reason and reason.strip() else None
+        self._set_protection(backup.id, False, note)
+        return self.get(principal.tenant, backup.id)
+
+    def _set_protection(self, backup_id: str, protected: bool, reason: str | None) -> None:
+        with self.catalog.session() as session:
+            session.execute(update(Backup).where(Backup.id == backup_id)
+                            .values(protected=protected, protected_reason=reason))
+
+    # --- deletion for cleanup -------------------------------------------------------------
+
+    def claim_for_cleanup(self, tenant: str, backup_id: str,
+                          in_use: Callable[[str], bool]) -> tuple[BackupView, str] | str:
+        """Mark a backup ``deleting`` for a cleanup, unless it may not go any more.
+
+        Returns the backup and its status before the claim, or why it was skipped. The
+        claim is one conditional update (terminal status, not protected), and "in use" is
+        checked after it: a restore or verification that starts later sees ``deleting``
+        and refuses, one that started earlier is seen here, and the claim is undone.
+        """
+        with self.catalog.session() as session:
+            row = session.get(Backup, backup_id)
+            if row is None or row.tenant != tenant or row.deleted_at is not None:
+                return "already deleted"
+            if row.protected:
+                return "protected since the plan was made"
+            status = row.status
+            if status not in ("completed", "failed", "corrupted"):
+                return f"status is {status}"
+            done = session.execute(update(Backup).where(
+                Backup.id == backup_id, Backup.status == status,
+                Backup.protected.is_(False), Backup.deleted_at.is_(None))
+                .values(status="deleting"))
+            if not done.rowcount:  # type: ignore[attr-defined]
+                return "changed since the plan was made"
+        if in_use(backup_id):
+            self._set_status(backup_id, status)
+            return "in use by a running job"
+        return self.get(tenant, backup_id), status
+
+    def release_claim(self, backup_id: str, status: str) -> None:
+        """Undo :meth:`claim_for_cleanup` (forgetting the snapshot failed)."""
+        self._set_status(backup_id, status)
+
+    def finish_deletion(self, backup_id: str) -> datetime:
+        return self._mark_deleted(backup_id)
 
     def _delete_running(self, backup: BackupView) -> DeletedBackup:
         """Cancel the job; the job itself drops whatever it wrote and marks the row."""
@@ -400,10 +543,13 @@ class BackupService:
                 return freed, 1
         return 0, 0
 
-    def _mark_deleting(self, backup_id: str, old_status: str) -> bool:
+    def _mark_deleting(self, backup_id: str, old_status: str, protected: bool) -> bool:
+        """Claim the row for deletion if it is as the caller saw it (status and
+        protection): a protection that lands after the caller's check wins."""
         with self.catalog.session() as session:
             done = session.execute(update(Backup).where(Backup.id == backup_id,
-                                                        Backup.status == old_status)
+                                                        Backup.status == old_status,
+                                                        Backup.protected.is_(protected))
                                    .values(status="deleting"))
             return bool(done.rowcount)  # type: ignore[attr-defined]
 
@@ -417,6 +563,13 @@ class BackupService:
             session.execute(update(Backup).where(Backup.id == backup_id)
                             .values(deleted_at=now))
         return now
+
+
+class BackupProtected(StrongboxError):
+    """Seed 001's RETENTION_POLICY_VIOLATION: the backup is pinned."""
+
+    code = "RETENTION_POLICY_VIOLATION"
+    http_status = 409
 
 
 def _aware(value: Any) -> datetime:

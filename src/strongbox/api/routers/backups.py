@@ -12,11 +12,14 @@ from strongbox.api.presenters import backup_detail, backup_job_status, backup_me
 from strongbox.api.schemas.backups import (
     BackupDetailResponse,
     BackupJobStatus,
+    BackupMetadata,
     BackupsSummary,
     CreateBackupRequest,
     CreateBackupResponse,
     DeleteBackupResponse,
     PagedBackupsResponse,
+    ProtectBackupRequest,
+    UnprotectBackupRequest,
     check_create_backup,
 )
 from strongbox.api.schemas.common import BackupStatus, BackupType, Pagination
@@ -43,12 +46,16 @@ def create_backup(body: CreateBackupRequest,
         options=body.options.model_dump(mode="json", exclude_none=True) if body.options
         else None,
         source_id=body.source_id))
+    message = f"backup job queued for source {created.backup.source_name!r}"
+    if created.note:
+        message += f"; {created.note}"
     return CreateBackupResponse(
         job_id=created.job.id, backup_id=created.backup.id, status="pending",  # type: ignore[arg-type]
         created_at=created.backup.created_at,
         estimated_size_bytes=created.estimated_size_bytes,
         estimated_duration_seconds=created.estimated_duration_seconds,
-        message=f"backup job queued for source {created.backup.source_name!r}")
+        message=message, type=created.backup.type,  # type: ignore[arg-type]
+        parent_id=created.backup.parent_id)
 
 
 @router.get("", response_model=PagedBackupsResponse, response_model_exclude_none=True,
@@ -107,9 +114,31 @@ def get_backup(backup_id: str, principal: Principal = Depends(require(Role.VIEWE
 @router.delete("/{backup_id}", response_model=DeleteBackupResponse,
                summary="Delete a backup (forgets its snapshot)")
 def delete_backup(backup_id: str, force: bool = Query(False),
+                  reason: str | None = Query(
+                      None, max_length=480, description="Seed 001: required with force=true "
+                      "to delete a protected backup"),
                   principal: Principal = Depends(require(Role.ADMIN)),
                   services: Services = Depends(get_services)) -> DeleteBackupResponse:
-    deleted = services.backups.delete(principal, backup_id, force=force)
+    deleted = services.backups.delete(principal, backup_id, force=force, reason=reason)
     return DeleteBackupResponse(message=deleted.message, backup_id=deleted.backup_id,
                                 deleted_at=deleted.deleted_at, freed_bytes=deleted.freed_bytes,
                                 files_deleted=deleted.files_deleted)
+
+
+@router.post("/{backup_id}/protect", response_model=BackupMetadata,
+             response_model_exclude_none=True, summary="Protect (pin) a backup")
+def protect_backup(backup_id: str, body: ProtectBackupRequest,
+                   principal: Principal = Depends(require(Role.OPERATOR)),
+                   services: Services = Depends(get_services)) -> BackupMetadata:
+    """No retention rule, cleanup or DELETE removes a protected backup (DELETE only with
+    force=true and a reason)."""
+    return backup_metadata(services.backups.protect(principal, backup_id, body.reason))
+
+
+@router.post("/{backup_id}/unprotect", response_model=BackupMetadata,
+             response_model_exclude_none=True, summary="Lift a backup's protection")
+def unprotect_backup(backup_id: str, body: UnprotectBackupRequest | None = None,
+                     principal: Principal = Depends(require(Role.ADMIN)),
+                     services: Services = Depends(get_services)) -> BackupMetadata:
+    reason = body.reason if body else None
+    return backup_metadata(services.backups.unprotect(principal, backup_id, reason))

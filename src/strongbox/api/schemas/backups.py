@@ -103,6 +103,10 @@ class CreateBackupResponse(ApiModel):
     estimated_size_bytes: int | None = None
     estimated_duration_seconds: float | None = None
     message: str
+    # Extensions (docs/retention-cleanup.md): the type recorded (an incremental or
+    # differential without a parent is taken as full) and the parent it builds on.
+    type: BackupType | None = None
+    parent_id: str | None = None
 
 
 class ContentsDateRange(ApiModel):
@@ -143,6 +147,19 @@ class BackupMetadata(ApiModel):
     source_id: str | None = None
     job_id: str | None = None
     completed_at: datetime | None = None
+    parent_id: str | None = Field(
+        None, description="Extension: the backup an incremental/differential one builds on")
+    protected: bool | None = Field(
+        None, description="Extension: pinned; nothing deletes it (docs/retention-cleanup.md)")
+    protected_reason: str | None = None
+
+
+class ProtectBackupRequest(ApiModel):
+    reason: str = Field(min_length=1, max_length=500, description="Why it must be kept")
+
+
+class UnprotectBackupRequest(ApiModel):
+    reason: str | None = Field(None, max_length=480)
 
 
 class Encryption(ApiModel):

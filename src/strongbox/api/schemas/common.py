@@ -18,6 +18,9 @@ class ApiModel(BaseModel):
 class BackupType(StrEnum):
     FULL = "full"
     SELECTIVE = "selective"
+    # Seed 001: they build on a parent backup (recorded as ``parent_id``).
+    INCREMENTAL = "incremental"
+    DIFFERENTIAL = "differential"
 
 
 class BackupStatus(StrEnum):
