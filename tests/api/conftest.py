@@ -85,7 +85,10 @@ def settings_for(data_dir: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {"data_dir": data_dir, "passphrase": "api-test-secret",
                               "demo": True, "rate_limit_default": "10000/minute",
                               "rate_limit_create_backup": "10000/hour",
-                              "job_progress_interval": 0.05}
+                              "job_progress_interval": 0.05,
+                              # Real-time schedules would fire at whatever hour the suite
+                              # runs; tests that want the scheduler turn it on.
+                              "scheduler_enabled": False}
     values.update(overrides)
     return Settings(**values)
 

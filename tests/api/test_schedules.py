@@ -25,6 +25,13 @@ from tests.api.test_backups_contract import assert_error
 BASE = "/api/v1/schedules"
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """This module's server runs its scheduler (the shared one does not)."""
+    with running_server(tmp_path_factory.mktemp("schedules"), scheduler_enabled=True) as started:
+        yield started
+
+
 def create(server: Server, body: dict[str, Any], role: str = "operator") -> dict[str, Any]:
     response = server.client.post(BASE, json=body, headers=server.headers(role))
     assert response.status_code == 201, response.text
@@ -199,6 +206,7 @@ def test_run_now_makes_a_backup_with_its_schedule_id(server: Server) -> None:
     backup = server.client.get(f"/api/v1/backups/{backup_id}", headers=server.headers())
     assert backup.status_code == 200 and backup.json()["status"] == "completed"
     assert server.services.backups.get("default", backup_id).schedule_id == schedule["_id"]
+    assert backup.json()["schedule_id"] == schedule["_id"]
 
 
 def test_settings_schedules_are_listed_and_read_only(server: Server) -> None:
@@ -262,6 +270,31 @@ def test_the_scheduler_thread_backs_up_on_a_controlled_clock(tmp_path: Path) -> 
             "last_status"] == "completed"
 
 
+def test_a_schedules_retention_applies_to_its_own_backups_after_each_run(
+        server: Server) -> None:
+    other = server.backup_and_wait({"name": "not from the schedule", "type": "full",
+                                    "source_id": server.sources["sqlite"]})
+    schedule = create(server, {"name": "keep two", "cron": "0 0 1 1 *",
+                               "source_ids": [server.sources["sqlite"]],
+                               "retention": {"retention_count": 2}})
+    made = []
+    for _ in range(3):
+        started = server.client.post(f"{BASE}/{schedule['_id']}/run",
+                                     headers=server.headers("operator"))
+        assert started.status_code == 202, started.text
+        made += started.json()["run"]["backup_ids"]
+        eventually(lambda: _settled(server, schedule["_id"]))
+
+    def alive() -> list[str] | None:
+        ids = [b for b in made if server.client.get(
+            f"/api/v1/backups/{b}", headers=server.headers()).status_code == 200]
+        return ids if len(ids) == 2 else None
+
+    assert eventually(alive) == made[1:]  # the oldest of the schedule's three went
+    assert server.client.get(f"/api/v1/backups/{other['backup_id']}",
+                             headers=server.headers()).status_code == 200
+
+
 def _scheduled_backups(server: Server, schedule_id: str, count: int
                        ) -> list[dict[str, Any]] | None:
     items = server.client.get("/api/v1/backups", params={"size": 100},
@@ -284,7 +317,7 @@ def _settled(server: Server, schedule_id: str) -> dict[str, Any] | None:
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A real HTTP server on a loopback port: (URL, admin key)."""
-    app = create_app(settings_for(tmp_path / "live"))
+    app = create_app(settings_for(tmp_path / "live", scheduler_enabled=True))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])

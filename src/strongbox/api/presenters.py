@@ -62,6 +62,8 @@ def backup_fields(backup: BackupView) -> dict[str, Any]:
         "parent_id": backup.parent_id,
         "protected": backup.protected,
         "protected_reason": backup.protected_reason,
+        "schedule_id": backup.schedule_id,
+        "tags": backup.tags or None,
     }
 
 

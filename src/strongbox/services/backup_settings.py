@@ -176,10 +176,6 @@ class BackupSettingsService:
     @staticmethod
     def _warnings(doc: dict[str, Any]) -> list[str]:
         warnings = []
-        if doc["scheduling"]["enabled"]:
-            warnings.append("schedules are stored; this server does not run them yet")
-        if doc["retention"]["enabled"] and doc["retention"]["auto_cleanup"]:
-            warnings.append("retention is stored; automatic cleanup is not run yet")
         if doc["notifications"]["enabled"]:
             warnings.append("notifications are stored; none are sent yet")
         return warnings

@@ -89,10 +89,11 @@ class CleanupCriteria:
     source_ids: list[str] | None = None
     reason: str | None = None
     origin: str = "request"  # request, settings (the tenant's retention), schedule
+    schedule_id: str | None = None  # only the backups this schedule made
 
     def to_dict(self) -> dict[str, Any]:
         return {"policy": self.policy.to_dict(), "source_ids": self.source_ids,
-                "reason": self.reason, "origin": self.origin}
+                "reason": self.reason, "origin": self.origin, "schedule_id": self.schedule_id}
 
 
 @dataclass(frozen=True)
@@ -254,7 +255,7 @@ class CleanupService:
                 "criteria", "set at least one keep rule, limit or delete_* flag",
                 "REQUIRED")])
         now = self.clock()
-        rows = self._backups(tenant, criteria.source_ids)
+        rows = self._backups(tenant, criteria.source_ids, criteria.schedule_id)
         in_use = self.in_use_ids()
         records = [_record(row, in_use) for row in rows]
         decisions = plan_retention(records, criteria.policy, now)
@@ -279,10 +280,13 @@ class CleanupService:
             session.flush()
             return _view(row)
 
-    def _backups(self, tenant: str, source_ids: list[str] | None) -> builtins.list[Backup]:
+    def _backups(self, tenant: str, source_ids: list[str] | None,
+                 schedule_id: str | None = None) -> builtins.list[Backup]:
         stmt = select(Backup).where(Backup.tenant == tenant, Backup.deleted_at.is_(None))
         if source_ids:
             stmt = stmt.where(Backup.source_id.in_(source_ids))
+        if schedule_id:
+            stmt = stmt.where(Backup.schedule_id == schedule_id)
         with self.catalog.session() as session:
             rows = list(session.scalars(stmt))
             session.expunge_all()
@@ -384,6 +388,34 @@ class CleanupService:
         if not plan.to_delete:
             return None
         return self.execute(principal, plan.id, True)
+
+
+    def apply_schedule_retention(self, tenant: str, schedule_id: str,
+                                 retention: dict[str, Any], *, created_by: str = "scheduler"
+                                 ) -> StartedCleanup | None:
+        """A schedule's own ``retention`` over the backups that schedule made, run after
+        each successful run of it (plan, then execute; the plan is stored like any other).
+        ``retention_days`` deletes what is older, ``retention_count`` keeps that many;
+        ``keep_*`` are the grandfather-father-son rules. None: nothing to delete."""
+        policy = schedule_policy(retention)
+        if policy is None or policy.is_empty:
+            return None
+        principal = Principal(created_by, created_by, tenant, Role.ADMIN)
+        plan = self.analyze(principal, CleanupCriteria(
+            policy, origin="schedule", schedule_id=schedule_id,
+            reason=f"retention of schedule {schedule_id}"))
+        if not plan.to_delete:
+            return None
+        return self.execute(principal, plan.id, True)
+
+
+def schedule_policy(retention: dict[str, Any] | None) -> CleanupPolicy | None:
+    """A schedule's ``retention`` block (services/schedules.py RETENTION_KEYS) as a policy."""
+    if not retention:
+        return None
+    rules = {k: v for k, v in retention.items() if k.startswith("keep_") and v}
+    return CleanupPolicy(**rules, max_age_days=retention.get("retention_days") or None,
+                         max_backups=retention.get("retention_count") or None)
 
 
 RULE_FIELDS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",

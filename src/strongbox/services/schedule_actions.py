@@ -12,7 +12,7 @@ from strongbox.errors import StrongboxError
 from strongbox.services.backups import BackupService, NewBackup
 from strongbox.services.cleanup import CleanupService
 from strongbox.services.principal import Principal, Role
-from strongbox.services.scheduler import Action, ActionOutcome
+from strongbox.services.scheduler import Action, ActionOutcome, AfterRun
 from strongbox.services.schedules import SETTINGS, ScheduleView
 from strongbox.services.sources import SourceService
 from strongbox.services.verification import VerificationService, VerifyOptions
@@ -97,6 +97,18 @@ def cleanup_action(cleanup: CleanupService) -> Action:
         return ActionOutcome(job_ids=[started.job.id])
 
     return run
+
+
+def retention_after_run(cleanup: CleanupService) -> AfterRun:
+    """After a successful backup run: the schedule's own ``retention`` over the backups
+    that schedule made (CleanupService.apply_schedule_retention)."""
+
+    def after(schedule: ScheduleView, status: str) -> None:
+        if status == "completed" and schedule.action == "backup" and schedule.retention:
+            cleanup.apply_schedule_retention(schedule.tenant, schedule.id, schedule.retention,
+                                             created_by=SCHEDULER)
+
+    return after
 
 
 def scheduler_actions(services: Any) -> dict[str, Action]:

@@ -61,6 +61,8 @@ class ActionOutcome:
 
 
 Action = Callable[[ScheduleView], ActionOutcome]
+# Called after a run ended (schedule, run status), e.g. to apply the schedule's retention.
+AfterRun = Callable[[ScheduleView, str], None]
 
 
 class Scheduler:
@@ -72,6 +74,7 @@ class Scheduler:
         self.bus = bus
         self.interval = interval
         self.actions: dict[str, Action] = dict(actions or {})
+        self.after_run: AfterRun | None = None
         self._lock = threading.RLock()  # one pass or manual run at a time
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -247,7 +250,16 @@ class Scheduler:
                 status, error = _outcome(run.error, run.job_ids, jobs)
                 if self.schedules.finish_run(run.id, status, error):
                     log.info("schedule %s: run %d %s", run.schedule_id, run.id, status)
+                    self._after(run.tenant, run.schedule_id, status)
                 self._forget(run.id)
+
+    def _after(self, tenant: str, schedule_id: str, status: str) -> None:
+        if self.after_run is None:
+            return
+        try:
+            self.after_run(self.schedules.get(tenant, schedule_id), status)
+        except Exception:  # the run has ended either way; the next one tries again
+            log.exception("schedule %s: the after-run step failed", schedule_id)
 
     def _from_before_start(self, started_at: datetime | None) -> bool:
         return (started_at is None or self._started_at is None

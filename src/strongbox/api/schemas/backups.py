@@ -152,6 +152,10 @@ class BackupMetadata(ApiModel):
     protected: bool | None = Field(
         None, description="Extension: pinned; nothing deletes it (docs/retention-cleanup.md)")
     protected_reason: str | None = None
+    schedule_id: str | None = Field(
+        None, description="Extension: the schedule that made it (docs/schedules.md)")
+    tags: list[str] | None = Field(
+        None, description="Extension: labels (configuration snapshots, pre-restore, ...)")
 
 
 class ProtectBackupRequest(ApiModel):
