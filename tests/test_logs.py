@@ -7,10 +7,17 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.concurrency import run_in_threadpool
 
+from strongbox.catalog.database import Catalog
+from strongbox.jobs.events import EventBus
+from strongbox.jobs.progress import JobProgress
+from strongbox.jobs.runner import JobRunner
+from strongbox.jobs.store import JobStore, JobView
 from strongbox.logs import (
     configure_logging,
     job_context,
@@ -90,3 +97,29 @@ def test_the_request_id_follows_sync_routes_into_the_thread_pool() -> None:
             request_id_var.reset(token)
 
     assert asyncio.run(serve()) == "req-pool"
+
+
+def test_every_job_logs_with_its_job_id(restore_root: None, tmp_path: Path) -> None:
+    stream = io.StringIO()
+    configure_logging("json", "INFO", stream=stream)
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.sqlite'}")
+    catalog.migrate()
+    store = JobStore(catalog)
+    runner = JobRunner(store, EventBus())
+
+    class Talking:
+        steps = ("talk",)
+
+        def run(self, job: JobView, progress: JobProgress) -> dict[str, Any]:
+            logging.getLogger("strongbox.test").info("working")
+            return {}
+
+        def failed(self, job: JobView, error: dict[str, Any]) -> None:
+            pass
+
+    runner.register("talk", Talking())
+    job = store.create("t", "talk", {})
+    runner.run(job.id)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["job_id"] for line in lines if line["message"] == "working"] == [job.id]
+    catalog.dispose()

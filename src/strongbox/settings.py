@@ -93,12 +93,21 @@ class Settings(BaseSettings):
     job_progress_interval: float = Field(default=0.5, ge=0.0)
     delete_wait_seconds: float = Field(default=15.0, ge=0.0)
 
+    # Schedules (docs/schedules.md): the in-server scheduler thread and how often it looks.
+    scheduler_enabled: bool = Field(default=True, description="Run schedules in this server")
+    scheduler_interval: float = Field(default=30.0, gt=0.0, le=3600.0,
+                                      description="Longest pause between scheduler passes, s")
+
     upload_max_bytes: int = Field(default=5 << 30, ge=1,
                                   description="Largest upload (POST /restore/upload); 413 above")
     archive_max_uncompressed_bytes: int = Field(
         default=50 << 30, ge=1, description="Largest archive contents accepted on upload")
     archive_max_ratio: float = Field(
         default=500.0, gt=1.0, description="Largest compression ratio accepted on upload")
+    restore_roots: list[Path] = Field(
+        default_factory=list,
+        description="Directories file trees may be restored into (target.path), besides the "
+                    "source's own directory and <data_dir>/restores; JSON list in the env")
 
     rate_limits_enabled: bool = True
     rate_limit_create_backup: str = "10/hour"
@@ -106,6 +115,39 @@ class Settings(BaseSettings):
     rate_limit_restore_upload: str = "3/hour"
     rate_limit_download: str = "20/hour"
     rate_limit_default: str = "100/minute"
+
+    # Monitoring (docs/monitoring.md): logs, /metrics, /api/v1/status alerts.
+    log_format: str = Field(default="auto", pattern="^(auto|json|text)$",
+                            description="json, text, or auto: text on a terminal, else json")
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
+    access_log: bool = Field(default=True, description="One log line per HTTP request")
+    metrics_public: bool = Field(default=False,
+                                 description="Serve /metrics without an API key")
+    status_storage_warning_percent: float = Field(default=80.0, ge=0.0, le=100.0)
+    status_storage_critical_percent: float = Field(default=95.0, ge=0.0, le=100.0)
+    status_schedule_grace_seconds: float = Field(default=600.0, ge=0.0)
+    config_snapshot_allowed_paths: list[str] = Field(
+        default_factory=list, description="Folders under which POST /snapshots may capture "
+                                          "server paths; empty: anywhere but /")
+
+    # Notifications (docs/notifications.md): webhooks and e-mail about backups and restores.
+    notification_max_attempts: int = Field(
+        default=6, ge=1, le=100, description="Tries per delivery before it is marked failed")
+    notification_retry_base_seconds: float = Field(
+        default=30.0, ge=0.0, description="Wait before the 2nd try; doubled for each next one")
+    notification_retry_max_seconds: float = Field(
+        default=3600.0, ge=0.0, description="Longest wait between two tries")
+    notification_timeout_seconds: float = Field(
+        default=10.0, gt=0.0, description="HTTP and SMTP timeout of one try")
+    notification_workers: int = Field(default=4, ge=1, le=64,
+                                      description="Deliveries sent at the same time")
+    smtp_host: str = Field(default="", description="SMTP server; empty: no e-mail is sent")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: str = Field(default="starttls", pattern="^(starttls|ssl|none)$",
+                               description="starttls (port 587), ssl (465) or none")
+    smtp_username: str = Field(default="", description="Empty: no SMTP login")
+    smtp_password: SecretStr | None = None
+    smtp_from: str = Field(default="", description="From address; empty: strongbox@<host>")
 
     @field_validator("rate_limit_create_backup", "rate_limit_restore",
                      "rate_limit_restore_upload", "rate_limit_download", "rate_limit_default")

@@ -13,6 +13,7 @@ import pytest
 
 from tests.api.conftest import Server, running_server
 from tests.api.test_backups_contract import assert_error
+from tests.api.test_upload_status import real_upload_id
 
 # The least role each operation needs. A new route must be added here, which is the point:
 # nobody adds an endpoint without deciding who may call it.
@@ -29,6 +30,7 @@ REQUIRED_ROLE = {
     ("GET", "/api/v1/restore/preview/{backup_id}"): "viewer",
     ("GET", "/api/v1/backups/{backup_id}/download"): "viewer",
     ("POST", "/api/v1/restore/upload"): "operator",
+    ("GET", "/api/v1/restore/upload/{upload_id}"): "viewer",
     ("POST", "/api/v1/sources"): "admin",
     ("GET", "/api/v1/sources"): "viewer",
     ("GET", "/api/v1/sources/{source_id}"): "viewer",
@@ -37,6 +39,48 @@ REQUIRED_ROLE = {
     ("GET", "/api/v1/settings/backup"): "viewer",
     ("PUT", "/api/v1/settings/backup"): "admin",
     ("GET", "/api/v1/audit"): "viewer+admin",
+    ("POST", "/api/v1/notifications/webhooks"): "admin",
+    ("GET", "/api/v1/notifications/webhooks"): "viewer",
+    ("GET", "/api/v1/notifications/webhooks/{webhook_id}"): "viewer",
+    ("PATCH", "/api/v1/notifications/webhooks/{webhook_id}"): "admin",
+    ("DELETE", "/api/v1/notifications/webhooks/{webhook_id}"): "admin",
+    ("POST", "/api/v1/notifications/webhooks/{webhook_id}/test"): "admin",
+    ("GET", "/api/v1/notifications/deliveries"): "viewer",
+    ("POST", "/api/v1/backups/{backup_id}/protect"): "operator",
+    ("POST", "/api/v1/backups/{backup_id}/unprotect"): "admin",
+    ("POST", "/api/v1/backups/cleanup"): "operator",
+    ("POST", "/api/v1/backups/cleanup/execute"): "admin",
+    ("GET", "/api/v1/backups/cleanup/plans/{plan_id}"): "viewer",
+    ("GET", "/api/v1/backups/cleanup/jobs/{job_id}"): "viewer",
+    ("GET", "/api/v1/backups/cleanup/policy"): "viewer",
+    ("PUT", "/api/v1/backups/cleanup/policy"): "admin",
+    ("GET", "/api/v1/recovery/recovery-points"): "viewer",
+    ("GET", "/api/v1/recovery/plan"): "viewer",
+    ("POST", "/api/v1/recovery/test"): "operator",
+    ("GET", "/api/v1/recovery/tests"): "viewer",
+    ("GET", "/api/v1/recovery/tests/{test_id}"): "viewer",
+    ("GET", "/api/v1/recovery/preview/{backup_id}"): "viewer",
+    ("POST", "/api/v1/recovery/initiate"): "admin",
+    ("GET", "/api/v1/status"): "viewer",
+    ("GET", "/api/v1/statistics/overview"): "viewer",
+    ("POST", "/api/v1/snapshots"): "operator",
+    ("GET", "/api/v1/snapshots"): "viewer",
+    ("GET", "/api/v1/snapshots/jobs/{job_id}"): "viewer",
+    ("GET", "/api/v1/snapshots/{snapshot_id}"): "viewer",
+    ("POST", "/api/v1/snapshots/{snapshot_id}/restore"): "operator",
+    ("DELETE", "/api/v1/snapshots/{snapshot_id}"): "admin",
+    ("POST", "/api/v1/backups/{backup_id}/verify"): "operator",
+    ("GET", "/api/v1/backups/verify/jobs/{job_id}"): "viewer",
+    ("GET", "/api/v1/backups/{backup_id}/verification"): "viewer",
+    ("POST", "/api/v1/schedules"): "operator",
+    ("GET", "/api/v1/schedules"): "viewer",
+    ("GET", "/api/v1/schedules/{schedule_id}"): "viewer",
+    ("PUT", "/api/v1/schedules/{schedule_id}"): "operator",
+    ("PATCH", "/api/v1/schedules/{schedule_id}"): "operator",
+    ("DELETE", "/api/v1/schedules/{schedule_id}"): "admin",
+    ("POST", "/api/v1/schedules/{schedule_id}/toggle"): "operator",
+    ("POST", "/api/v1/schedules/{schedule_id}/run"): "operator",
+    ("GET", "/api/v1/schedules/{schedule_id}/runs"): "viewer",
 }
 WEAKER = {"viewer": [], "operator": ["viewer"], "admin": ["viewer", "operator"],
           "viewer+admin": ["viewer", "operator"]}
@@ -47,6 +91,23 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/sources"): {"name": "auth walk", "kind": "files", "path": "/tmp"},
     ("PATCH", "/api/v1/sources/{source_id}"): {"name": "renamed"},
     ("PUT", "/api/v1/settings/backup"): {"compression": {"level": 5}},
+    ("POST", "/api/v1/notifications/webhooks"): {"url": "http://127.0.0.1:9/auth-walk"},
+    ("PATCH", "/api/v1/notifications/webhooks/{webhook_id}"): {"name": "renamed"},
+    ("POST", "/api/v1/backups/{backup_id}/protect"): {"reason": "auth walk"},
+    ("POST", "/api/v1/backups/cleanup"): {"keep_last": 1000},
+    ("POST", "/api/v1/backups/cleanup/execute"): {
+        "cleanup_plan_id": "00000000-0000-4000-8000-000000000000", "confirmation": True},
+    ("PUT", "/api/v1/backups/cleanup/policy"): {"enabled": False},
+    ("POST", "/api/v1/recovery/initiate"): {
+        "backup_id": "00000000-0000-4000-8000-000000000000", "confirmation": True,
+        "confirmation_text": "RECOVER 00000000-0000-4000-8000-000000000000"},
+    ("POST", "/api/v1/snapshots"): {"name": "auth walk", "sources": ["Demo files"]},
+    ("POST", "/api/v1/snapshots/{snapshot_id}/restore"): {"reason": "auth walk"},
+    ("POST", "/api/v1/schedules"): {"name": "auth walk", "cron": "0 0 1 1 *",
+                                    "enabled": False},
+    ("PUT", "/api/v1/schedules/{schedule_id}"): {"name": "auth walk put", "cron": "0 0 1 1 *",
+                                                 "enabled": False},
+    ("PATCH", "/api/v1/schedules/{schedule_id}"): {"description": "auth walk"},
 }
 
 
@@ -64,8 +125,35 @@ def fill(path: str, ids: dict[str, str]) -> str:
 def ids(server: Server) -> dict[str, str]:
     """Ids of real resources of tenant "default"."""
     created = server.backup_and_wait({"name": "auth target", "type": "full"})
+    plan = server.client.post("/api/v1/backups/cleanup", headers=server.headers(),
+                              json={"keep_last": 1000})
+    assert plan.status_code == 200, plan.text
+    dr_test = server.client.post("/api/v1/recovery/test", headers=server.headers())
+    assert dr_test.status_code == 202, dr_test.text
+    snapshot = server.client.post("/api/v1/snapshots", headers=server.headers(),
+                                  json={"name": "auth snapshot", "sources": ["Demo files"]})
+    assert snapshot.status_code == 202, snapshot.text
     return {"backup_id": created["backup_id"], "job_id": created["job_id"],
-            "source_id": server.sources["files"]}
+            "source_id": server.sources["files"], "webhook_id": webhook_id(server),
+            "plan_id": plan.json()["cleanup_plan_id"], "test_id": dr_test.json()["test_id"],
+            "snapshot_id": snapshot.json()["snapshot_id"], "schedule_id": schedule_id(server),
+            "upload_id": real_upload_id(server)}
+
+
+def schedule_id(server: Server) -> str:
+    """A disabled schedule of tenant "default" (never fires)."""
+    response = server.client.post("/api/v1/schedules", headers=server.headers(), json={
+        "name": "auth target", "cron": "0 0 1 1 *", "enabled": False})
+    assert response.status_code == 201, response.text
+    return str(response.json()["_id"])
+
+
+def webhook_id(server: Server) -> str:
+    """A disabled webhook of tenant "default" (to a closed loopback port: never sent to)."""
+    response = server.client.post("/api/v1/notifications/webhooks", headers=server.headers(),
+                                  json={"url": "http://127.0.0.1:9/auth", "enabled": False})
+    assert response.status_code == 201, response.text
+    return str(response.json()["_id"])
 
 
 def test_the_role_table_covers_every_route(server: Server) -> None:
@@ -113,7 +201,11 @@ def test_viewers_cannot_read_the_audit_log(server: Server) -> None:
 
 def test_other_tenants_ids_are_not_found(server: Server, ids: dict[str, str]) -> None:
     expected = {"backup_id": "BACKUP_NOT_FOUND", "job_id": "JOB_NOT_FOUND",
-                "source_id": "SOURCE_NOT_FOUND"}
+                "plan_id": "CLEANUP_PLAN_NOT_FOUND",
+                "test_id": "DR_TEST_NOT_FOUND",
+                "source_id": "SOURCE_NOT_FOUND", "webhook_id": "WEBHOOK_NOT_FOUND",
+                "snapshot_id": "SNAPSHOT_NOT_FOUND", "schedule_id": "SCHEDULE_NOT_FOUND",
+                "upload_id": "UPLOAD_NOT_FOUND"}
     checked = 0
     for method, path in operations(server):
         names = re.findall(r"\{(\w+)\}", path)

@@ -14,14 +14,24 @@ from starlette.concurrency import run_in_threadpool
 from strongbox import __version__
 from strongbox.api.deps import principal_from_headers
 from strongbox.api.errors import install_error_handlers
+from strongbox.api.metrics import HttpMetrics
 from strongbox.api.middleware import RequestContextMiddleware
 from strongbox.api.ratelimit import SlidingWindowLimiter
 from strongbox.api.routers import archive as archive_routes
 from strongbox.api.routers import audit as audit_routes
 from strongbox.api.routers import backups as backup_routes
+from strongbox.api.routers import cleanup as cleanup_routes
+from strongbox.api.routers import metrics as metrics_routes
+from strongbox.api.routers import notifications as notification_routes
+from strongbox.api.routers import recovery as recovery_routes
 from strongbox.api.routers import restore as restore_routes
+from strongbox.api.routers import schedules as schedule_routes
 from strongbox.api.routers import settings as settings_routes
+from strongbox.api.routers import snapshots as snapshot_routes
 from strongbox.api.routers import sources as source_routes
+from strongbox.api.routers import statistics as statistics_routes
+from strongbox.api.routers import status as status_routes
+from strongbox.api.routers import verification as verification_routes
 from strongbox.api.routers import ws as ws_routes
 from strongbox.services.container import Services, StartReport, build_services
 from strongbox.settings import Settings
@@ -72,9 +82,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.limiter = SlidingWindowLimiter(settings.rate_limits(),
                                              enabled=settings.rate_limits_enabled)
     install_error_handlers(app, authenticate=principal_from_headers)
-    app.add_middleware(RequestContextMiddleware, audit=services.audit)
+    app.state.http_metrics = HttpMetrics()
+    app.add_middleware(RequestContextMiddleware, audit=services.audit,
+                       observer=app.state.http_metrics.observe, access_log=settings.access_log)
     for module in (backup_routes, restore_routes, source_routes, settings_routes, audit_routes,
-                   ws_routes, archive_routes):
+                   ws_routes, archive_routes, verification_routes, status_routes,
+                   statistics_routes, snapshot_routes, metrics_routes, recovery_routes,
+                   cleanup_routes, notification_routes, schedule_routes):
         app.include_router(module.router)
     _document_400_not_422(app)
     return app

@@ -170,6 +170,11 @@ class Schedule(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     tenant: Mapped[str] = mapped_column(String(100), index=True)
     name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(String(500))
+    # "api": made with /api/v1/schedules; "settings": mirrored from the tenant's settings
+    # (scheduling.schedules, retention.cleanup_schedule) and changed only there.
+    origin: Mapped[str] = mapped_column(String(20), default="api")
+    created_by: Mapped[str | None] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(20), default="backup")
     cron: Mapped[str] = mapped_column(String(100))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
@@ -204,6 +209,7 @@ class ScheduleRun(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     status: Mapped[str] = mapped_column(String(20))
+    trigger: Mapped[str] = mapped_column(String(20), default="schedule")  # or "manual"
     catch_up: Mapped[bool] = mapped_column(Boolean, default=False)
     job_ids: Mapped[list[str] | None] = mapped_column(JSON)
     backup_ids: Mapped[list[str] | None] = mapped_column(JSON)
@@ -228,6 +234,9 @@ class CleanupPlan(Base):
     estimated_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     executed_at: Mapped[datetime | None]
     result: Mapped[dict[str, Any] | None]
+    # Every backup considered, with the reasons it is kept or deleted; the execute job.
+    analysis: Mapped[dict[str, Any] | None]
+    job_id: Mapped[str | None] = mapped_column(ID)
 
 
 # --- notifications (issue 5 item 7) ---------------------------------------------------
@@ -269,6 +278,9 @@ class NotificationDelivery(Base):
     next_attempt_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     delivered_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    # One entry per try: {at, status_code, error, duration_ms}, the newest last.
+    history: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 # --- disaster recovery (issue 5 item 6) -----------------------------------------------
@@ -283,6 +295,7 @@ class DrTest(Base):
     tenant: Mapped[str] = mapped_column(String(100), index=True)
     job_id: Mapped[str | None] = mapped_column(ID)
     status: Mapped[str] = mapped_column(String(20))
+    passed: Mapped[bool | None] = mapped_column(Boolean)  # every tested source verified
     created_by: Mapped[str | None] = mapped_column(String(100))
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]

@@ -39,10 +39,16 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     import uvicorn
 
     from strongbox.api.app import create_app
+    from strongbox.logs import configure_logging
 
     def body() -> None:
-        app = create_app(_settings(data_dir, demo=demo or None))
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        settings = _settings(data_dir, demo=demo or None)
+        # One log setup (STRONGBOX_LOG_FORMAT, docs/monitoring.md) for the server and
+        # uvicorn alike; the request middleware writes the access log, with request ids.
+        configure_logging(settings.log_format, settings.log_level)
+        app = create_app(settings)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False,
+                    log_level=settings.log_level.lower())
 
     run(body)
 

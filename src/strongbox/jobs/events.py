@@ -1,4 +1,11 @@
-"""In-memory publish/subscribe of job events, from worker threads to any listener."""
+"""In-memory publish/subscribe of job events, from worker threads to any listener.
+
+Two kinds of listener: one that follows a single job (``subscribe``: the WebSocket
+channels) gets its stream, ``progress`` then the final ``completed`` or ``failed``; one that
+watches every job (``subscribe_all``: notifications) gets those and also ``started``, the
+moment a pending job begins to run. ``started`` is kept out of the per-job stream so a
+job's channel carries exactly the seed 000 event types it always did.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +20,20 @@ from strongbox.catalog.types import utcnow
 
 log = logging.getLogger(__name__)
 
+STARTED = "started"
 PROGRESS = "progress"
 COMPLETED = "completed"
 FAILED = "failed"
+FINAL_TYPES = (COMPLETED, FAILED)
 
 
 @dataclass(frozen=True)
 class JobEvent:
-    type: str  # progress | completed | failed
+    type: str  # started | progress | completed | failed
     job_id: str
     kind: str
     backup_id: str | None = None
+    tenant: str | None = None
     progress: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
@@ -31,7 +41,7 @@ class JobEvent:
 
     @property
     def final(self) -> bool:
-        return self.type != PROGRESS
+        return self.type in FINAL_TYPES
 
 
 Listener = Callable[[JobEvent], None]
@@ -43,6 +53,7 @@ class EventBus:
 
     def __init__(self) -> None:
         self._listeners: dict[str, list[Listener]] = {}
+        self._everything: list[Listener] = []
         self._lock = threading.Lock()
 
     def subscribe(self, job_id: str, listener: Listener) -> Callable[[], None]:
@@ -59,9 +70,23 @@ class EventBus:
 
         return unsubscribe
 
+    def subscribe_all(self, listener: Listener) -> Callable[[], None]:
+        """Listen to every job's events, ``started`` included."""
+        with self._lock:
+            self._everything.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._everything:
+                    self._everything.remove(listener)
+
+        return unsubscribe
+
     def publish(self, event: JobEvent) -> None:
         with self._lock:
-            listeners = list(self._listeners.get(event.job_id, ()))
+            listeners = [] if event.type == STARTED else list(
+                self._listeners.get(event.job_id, ()))
+            listeners.extend(self._everything)
         for listener in listeners:
             try:
                 listener(event)

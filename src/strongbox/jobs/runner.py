@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from strongbox.errors import Cancelled, StrongboxError
-from strongbox.jobs.events import COMPLETED, FAILED, EventBus, JobEvent
+from strongbox.jobs.events import COMPLETED, FAILED, STARTED, EventBus, JobEvent
 from strongbox.jobs.progress import JobProgress
 from strongbox.jobs.store import (
     CANCELLED,
@@ -26,6 +26,7 @@ from strongbox.jobs.store import (
 )
 from strongbox.jobs.store import COMPLETED as DONE
 from strongbox.jobs.store import FAILED as BROKEN
+from strongbox.logs import job_context
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,13 @@ class JobRunner:
         handler = self.handler(job.kind)
         progress = progress or self.new_progress(job)
         progress.flush()
+        # Only all-job listeners (notifications) hear this; a job's own stream is unchanged.
+        self.bus.publish(JobEvent(STARTED, job.id, job.kind, backup_id=job.backup_id,
+                                  tenant=job.tenant, progress=job.progress))
         try:
             progress.check_cancelled()
-            result = handler.run(job, progress)
+            with job_context(job.id):  # every log line of the work names its job
+                result = handler.run(job, progress)
         except Cancelled:
             if progress.cancel_reason == SHUTDOWN:
                 error = job_error(INTERRUPTED, "the server shut down while this job was "
@@ -95,7 +100,7 @@ class JobRunner:
         progress.finished = True
         final = self.store.finish(job.id, DONE, progress=progress.snapshot(), result=result)
         self.bus.publish(JobEvent(COMPLETED, job.id, job.kind, backup_id=job.backup_id,
-                                  progress=final.progress, result=result))
+                                  tenant=job.tenant, progress=final.progress, result=result))
         return final
 
     def _fail(self, job: JobView, handler: JobHandler, progress: JobProgress | None,
@@ -108,7 +113,7 @@ class JobRunner:
                                   progress=progress.snapshot() if progress else None,
                                   error=error)
         self.bus.publish(JobEvent(FAILED, job.id, job.kind, backup_id=job.backup_id,
-                                  progress=final.progress, error=error))
+                                  tenant=job.tenant, progress=final.progress, error=error))
         return final
 
     def cancel_pending(self, job_id: str) -> JobView | None:

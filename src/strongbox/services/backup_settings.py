@@ -175,9 +175,13 @@ class BackupSettingsService:
 
     @staticmethod
     def _warnings(doc: dict[str, Any]) -> list[str]:
+        """What is accepted but will not do what the caller probably wants."""
         warnings = []
-        if doc["notifications"]["enabled"]:
-            warnings.append("notifications are stored; none are sent yet")
+        notifications = doc["notifications"]
+        if notifications["enabled"] and not (notifications.get("email_recipients")
+                                             or notifications.get("webhook_url")):
+            warnings.append("notifications are enabled but name no email_recipients or "
+                            "webhook_url: nothing will be sent")
         return warnings
 
 

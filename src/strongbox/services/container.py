@@ -15,20 +15,29 @@ from strongbox.jobs.events import EventBus
 from strongbox.jobs.executor import ThreadJobExecutor
 from strongbox.jobs.runner import JobRunner
 from strongbox.jobs.store import JobStore, JobView
-from strongbox.services import backup_job, restore_job
+from strongbox.services import backup_job, config_snapshots, restore_job, verification
 from strongbox.services.audit import AuditService
 from strongbox.services.backup_job import BackupJobHandler
 from strongbox.services.backup_settings import BackupSettingsService
 from strongbox.services.backups import BackupService
+from strongbox.services.cleanup import CleanupJobHandler, CleanupService
+from strongbox.services.config_snapshots import ConfigSnapshotService, SnapshotRestoreHandler
 from strongbox.services.demo import DemoSetup, set_up_demo
 from strongbox.services.keys import KeyService
+from strongbox.services.notifications import NotificationService, build_notifications
+from strongbox.services.recovery_setup import DisasterRecovery, build_disaster_recovery
 from strongbox.services.restore import RestoreService
 from strongbox.services.restore_job import RestoreJobHandler
 from strongbox.services.restore_preview import RestorePreviewService
+from strongbox.services.schedule_actions import retention_after_run, scheduler_actions
+from strongbox.services.scheduler import Scheduler
+from strongbox.services.schedules import ScheduleService
 from strongbox.services.secret_box import SecretBox
 from strongbox.services.sources import SourceService
-from strongbox.services.statistics import StatisticsService
+from strongbox.services.statistics import OverviewStatistics, StatisticsService
+from strongbox.services.status import StatusService, Thresholds
 from strongbox.services.storage import RepositoryProvider
+from strongbox.services.verification import VerificationService, VerifyJobHandler
 from strongbox.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,11 +67,21 @@ class Services:
     audit: AuditService
     restores: RestoreService
     restore_preview: RestorePreviewService
+    status: StatusService
+    statistics_overview: OverviewStatistics
+    config_snapshots: ConfigSnapshotService
+    verification: VerificationService
+    disaster_recovery: DisasterRecovery
+    cleanup: CleanupService
+    notifications: NotificationService
+    schedules: ScheduleService
+    scheduler: Scheduler
 
     def start(self, *, demo: bool | None = None) -> StartReport:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog.migrate()
         self.storage.ensure()
+        self.notifications.start(self.bus)  # before jobs run: hears every start
         report = StartReport(interrupted=self.executor.start())
         for job in report.interrupted:
             log.warning("job %s (%s) was interrupted by a restart and is marked failed",
@@ -71,10 +90,14 @@ class Services:
             report.demo = set_up_demo(self.catalog, self.keys, self.sources,
                                       self.settings.data_dir, self.settings.demo_tenant)
         report.has_keys = self.keys.any_exist()
+        if self.settings.scheduler_enabled:  # after the interrupted jobs were failed
+            self.scheduler.start()
         return report
 
     def stop(self) -> None:
+        self.scheduler.stop()  # first: it would start jobs
         self.executor.shutdown(wait=True)
+        self.notifications.stop()  # after the jobs: their last events are queued
         self.catalog.dispose()
 
 
@@ -93,11 +116,43 @@ def build_services(settings: Settings) -> Services:
     backups = BackupService(catalog, store, executor, storage, sources, backup_settings,
                             delete_wait_seconds=settings.delete_wait_seconds)
     restores = RestoreService(store, executor, runner, storage, sources, backups,
-                              cancel_wait_seconds=settings.delete_wait_seconds)
-    return Services(
+                              cancel_wait_seconds=settings.delete_wait_seconds,
+                              restore_roots=[settings.data_dir / "restores",
+                                             *settings.restore_roots],
+                              protected=[settings.data_dir])
+    runner.register(verification.KIND, VerifyJobHandler(catalog, storage, sources, backups,
+                                                        settings.data_dir / "scratch"))
+    runner.register(config_snapshots.KIND, SnapshotRestoreHandler(catalog, store, runner,
+                                                                  storage, sources))
+    status = StatusService(catalog, storage, sources, backup_settings, executor=executor,
+                           workers=settings.job_workers, thresholds=Thresholds(
+                               settings.status_storage_warning_percent,
+                               settings.status_storage_critical_percent,
+                               settings.status_schedule_grace_seconds))
+    disaster_recovery = build_disaster_recovery(
+        catalog, store, executor, runner, storage, sources, backups, restores,
+        settings.data_dir / "dr-scratch")
+    cleanup = CleanupService(catalog, store, executor, storage, backups, backup_settings)
+    runner.register(CleanupJobHandler.kind, CleanupJobHandler(catalog, storage, backups,
+                                                              cleanup.in_use_ids))
+    schedules = ScheduleService(catalog, sources)
+    services = Services(
+        schedules=schedules,
+        scheduler=Scheduler(schedules, store, bus=bus, interval=settings.scheduler_interval),
+        cleanup=cleanup,
+        notifications=build_notifications(settings, catalog, store),
+        disaster_recovery=disaster_recovery,
+        status=status, statistics_overview=OverviewStatistics(catalog, storage),
+        config_snapshots=ConfigSnapshotService(
+            catalog, store, executor, backups, sources,
+            allowed_paths=settings.config_snapshot_allowed_paths),
         settings=settings, catalog=catalog, storage=storage, bus=bus, jobs=store,
         runner=runner, executor=executor, keys=KeyService(catalog), sources=sources,
         backup_settings=backup_settings, backups=backups,
         statistics=StatisticsService(catalog, storage, backup_settings),
         audit=AuditService(catalog), restores=restores,
-        restore_preview=RestorePreviewService(storage, sources, backups, restores))
+        restore_preview=RestorePreviewService(storage, sources, backups, restores),
+        verification=VerificationService(catalog, store, executor, backups, sources))
+    services.scheduler.actions.update(scheduler_actions(services))
+    services.scheduler.after_run = retention_after_run(services.cleanup)
+    return services

@@ -45,6 +45,9 @@ def _schedules() -> None:
         sa.Column("id", sa.String(36), primary_key=True),
         sa.Column("tenant", sa.String(100), nullable=False),
         sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("description", sa.String(500), nullable=True),
+        sa.Column("origin", sa.String(20), nullable=False),
+        sa.Column("created_by", sa.String(100), nullable=True),
         sa.Column("action", sa.String(20), nullable=False),
         sa.Column("cron", sa.String(100), nullable=False),
         sa.Column("timezone", sa.String(64), nullable=False),
@@ -77,6 +80,7 @@ def _schedules() -> None:
         sa.Column("started_at", UTCDateTime(), nullable=True),
         sa.Column("finished_at", UTCDateTime(), nullable=True),
         sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("trigger", sa.String(20), nullable=False),
         sa.Column("catch_up", sa.Boolean(), nullable=False),
         sa.Column("job_ids", sa.JSON(), nullable=True),
         sa.Column("backup_ids", sa.JSON(), nullable=True),
@@ -99,6 +103,8 @@ def _cleanup() -> None:
         sa.Column("estimated_bytes", sa.BigInteger(), nullable=False),
         sa.Column("executed_at", UTCDateTime(), nullable=True),
         sa.Column("result", sa.JSON(), nullable=True),
+        sa.Column("analysis", sa.JSON(), nullable=True),
+        sa.Column("job_id", sa.String(36), nullable=True),
     )
     op.create_index("ix_cleanup_plans_tenant", "cleanup_plans", ["tenant"])
 
@@ -133,6 +139,8 @@ def _notifications() -> None:
         sa.Column("next_attempt_at", UTCDateTime(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("delivered_at", UTCDateTime(), nullable=True),
+        sa.Column("last_attempt_at", UTCDateTime(), nullable=True),
+        sa.Column("history", sa.JSON(), nullable=True),
     )
     op.create_index("ix_notification_deliveries_webhook_id", "notification_deliveries",
                     ["webhook_id"])
@@ -149,6 +157,7 @@ def _disaster_recovery() -> None:
         sa.Column("tenant", sa.String(100), nullable=False),
         sa.Column("job_id", sa.String(36), nullable=True),
         sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("passed", sa.Boolean(), nullable=True),
         sa.Column("created_by", sa.String(100), nullable=True),
         sa.Column("started_at", UTCDateTime(), nullable=False),
         sa.Column("completed_at", UTCDateTime(), nullable=True),
