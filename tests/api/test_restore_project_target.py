@@ -31,12 +31,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def backup(server: Server) -> dict[str, Any]:
-    return server.backup_and_wait({"name": "projects", "type": "full"})
+    made = server.backup_and_wait({"name": "projects", "type": "full"})
+    return {**made, "projects": [row[0] for row in query(
+        demo_db(server), "SELECT id FROM projects ORDER BY id")]}
 
 
-def two_projects(db: Path) -> tuple[str, str]:
-    rows = query(db, "SELECT id FROM projects ORDER BY id LIMIT 2")
-    return rows[0][0], rows[1][0]
+def two_projects(db: Path, backup: dict[str, Any]) -> tuple[str, str]:
+    """Two projects the backup holds (tests add projects with random ids, which may sort
+    anywhere)."""
+    rows = [row[0] for row in query(db, "SELECT id FROM projects ORDER BY id")
+            if row[0] in backup["projects"]]
+    return rows[0], rows[1]
 
 
 def subtree(db: Path, project: str) -> tuple[int, int]:
@@ -56,7 +61,7 @@ def done(server: Server, body: dict[str, Any]) -> dict[str, Any]:
 def test_project_id_restores_a_projects_content_into_another_project(
         server: Server, backup: dict[str, Any]) -> None:
     db = demo_db(server)
-    source, target = two_projects(db)
+    source, target = two_projects(db, backup)
     source_tree, target_tree = subtree(db, source), subtree(db, target)
     projects = query(db, "SELECT COUNT(*) FROM projects")[0][0]
     target_row = query(db, "SELECT * FROM projects WHERE id = ?", (target,))
@@ -87,7 +92,7 @@ def test_project_id_restores_a_projects_content_into_another_project(
 def test_project_name_restores_a_project_as_a_new_one(server: Server,
                                                      backup: dict[str, Any]) -> None:
     db = demo_db(server)
-    source, _ = two_projects(db)
+    source, _ = two_projects(db, backup)
     tree = subtree(db, source)
     status = done(server, {"backup_id": backup["backup_id"], "mode": "selective",
                            "selections": {"projects": [source]},
@@ -106,7 +111,7 @@ def test_project_name_restores_a_project_as_a_new_one(server: Server,
 
 def test_project_target_errors(server: Server, backup: dict[str, Any]) -> None:
     db = demo_db(server)
-    source, target = two_projects(db)
+    source, target = two_projects(db, backup)
     name = query(db, "SELECT name FROM projects WHERE id = ?", (target,))[0][0]
     before = state(db)
     backup_id = backup["backup_id"]
