@@ -21,18 +21,19 @@ Rows are written parents before children. A row whose key had to change (``renam
 that refers to it is rewritten to point at the new key. A row left out (``skip`` of a row
 that is a different row from the one it collides with) takes its children with it, since
 they would point at nothing.
+
+Those per-row decisions are shared with the PostgreSQL engine (sources/row_merge.py);
+restore_writer.py gives them SQLite's reads and writes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import sqlite3
 import tempfile
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +42,10 @@ from strongbox.fsutil import fsync_dir
 from strongbox.progress import NullProgress, Progress
 from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
+from strongbox.sources.row_merge import MergeRun, tables_in_order
 from strongbox.sources.sqlite.backup import backup_sqlite
 from strongbox.sources.sqlite.codec import placeholder, sqlite_value, text_factory
-from strongbox.sources.sqlite.foreign_keys import (
-    ForeignKey,
-    ForeignKeyGraph,
-    primary_key,
-    quote_identifier,
-)
+from strongbox.sources.sqlite.foreign_keys import ForeignKeyGraph, primary_key, quote_identifier
 from strongbox.sources.sqlite.reader import SnapshotReader, TableInfo
 from strongbox.sources.sqlite.restore_plan import (
     IMPORT_MODES,
@@ -64,9 +61,8 @@ from strongbox.sources.sqlite.restore_plan import (
     choose_rows,
     key_text,
     request_for_import,
-    value_text,
 )
-from strongbox.sources.sqlite.selection import Key
+from strongbox.sources.sqlite.restore_writer import TableWriter, TargetTable, key_condition
 
 __all__ = [
     "IMPORT_MODES",
@@ -84,11 +80,6 @@ __all__ = [
 
 CHECK_EVERY = 500  # rows between progress reports and cancellation checks
 PAGES_PER_STEP = 1024  # pages the backup API copies between cancellation checks
-NAME_COLUMNS = ("name", "title")  # shown in conflicts as seed 000's existing_name/backup_name
-Record = dict[str, Any]
-Hits = list[tuple[tuple[str, ...], Key]]  # unique columns, key of the row holding them
-Unresolved = list[tuple[ForeignKey, Key]]  # links to rows of the cycle not written yet
-Conflicts = list[tuple[str, Key, Record | None]]  # kind, existing key, existing row
 
 
 def plan_restore(repo: Repository, snapshot: Snapshot | str, target_db: str | Path,
@@ -243,7 +234,7 @@ def _safety_backup(repo: Repository, target: Path, request: RestoreRequest,
 def _restore_rows(repo: Repository, reader: SnapshotReader, target: Path,
                   request: RestoreRequest, progress: Progress) -> RestoreResult:
     graph = reader.graph()
-    tables = _tables_in_order(reader, graph, request)
+    tables = tables_in_order(reader, graph, request)
     choice = choose_rows(reader, graph, request)
     progress.start("restoring", items_total=sum(choice.count(t.name, t.rows) for t in tables))
     existed = target.exists()
@@ -251,18 +242,6 @@ def _restore_rows(repo: Repository, reader: SnapshotReader, target: Path,
         run = RowRestore(repo, reader, graph, conn, request, choice, progress)
         safety = run.run(tables, target if existed else None)
     return RestoreResult.from_plan(run.plan, run.id_mappings, safety, request.dry_run)
-
-
-def _tables_in_order(reader: SnapshotReader, graph: ForeignKeyGraph,
-                     request: RestoreRequest) -> list[TableInfo]:
-    # The reader lists tables by name; writing needs parents before children.
-    wanted = request.tables
-    if wanted is not None:
-        unknown = sorted(set(wanted) - set(graph.tables))
-        if unknown:
-            raise InvalidRequest(f"tables not in the snapshot: {', '.join(unknown)}",
-                                 details={"tables": unknown})
-    return [reader.table(t) for t in graph.topological_order() if wanted is None or t in wanted]
 
 
 @contextlib.contextmanager
@@ -299,64 +278,15 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
-@dataclass
-class TargetTable:
-    """How a table looks in the target: its columns, key and unique constraints."""
-
-    name: str
-    columns: list[str]
-    primary_key: tuple[str, ...]
-    rowid_alias: bool  # the key is SQLite's rowid: new keys are SQLite's to choose
-    unique: list[tuple[str, ...]] = field(default_factory=list)
-
-    @classmethod
-    def read(cls, conn: sqlite3.Connection, table: str) -> TargetTable:
-        q = quote_identifier(table)
-        info = conn.execute(f"PRAGMA table_info({q})").fetchall()
-        key = primary_key(conn, table)
-        indexes = conn.execute(f"PRAGMA index_list({q})").fetchall()
-        # (seq, name, unique, origin, partial); origin "pk" is an index on a key that is
-        # not the rowid, so an INTEGER key without one is the rowid itself.
-        has_key_index = any(row[3] == "pk" for row in indexes)
-        declared = {row[1]: (row[2] or "").upper() for row in info}
-        alias = key == ("rowid",) or (len(key) == 1 and declared.get(key[0]) == "INTEGER"
-                                       and not has_key_index)
-        unique = []
-        for _, name, is_unique, origin, partial in indexes:
-            if not is_unique or origin == "pk" or partial:
-                continue  # a partial index is left to SQLite to enforce, with a clear error
-            columns = conn.execute(f"PRAGMA index_info({quote_identifier(name)})").fetchall()
-            if all(cid >= 0 for _, cid, _ in columns):  # not on expressions
-                unique.append(tuple(col for _, _, col in columns))
-        return cls(table, [row[1] for row in info], key, alias, unique)
-
-
-@dataclass
-class Fixup:
-    """A written row that points at a row of its own cycle not restored yet."""
-
-    table: str
-    key: Key
-    link: ForeignKey
-    old: Key
-
-
-class RowRestore:
-    """One row-level restore: the transaction, the key mappings and the plan it fills in."""
+class RowRestore(MergeRun):
+    """One row-level restore: the transaction, the key mappings and the plan it fills in
+    (the state and the row decisions are the engines' shared ones, sources/row_merge.py)."""
 
     def __init__(self, repo: Repository, reader: SnapshotReader, graph: ForeignKeyGraph,
                  conn: sqlite3.Connection, request: RestoreRequest, choice: RowChoice,
                  progress: Progress) -> None:
-        self.repo, self.reader, self.graph, self.conn = repo, reader, graph, conn
-        self.request, self.choice, self.progress = request, choice, progress
-        self.plan = RestorePlan(request.mode, warnings=list(choice.warnings))
-        self.id_mappings: dict[str, dict[str, str]] = {}
-        # table -> referenced columns -> old values -> new values (only where they changed)
-        self.remap: dict[str, dict[tuple[str, ...], dict[Key, Key]]] = {}
-        # table -> referenced columns -> values of rows left out (their children follow)
-        self.skipped: dict[str, dict[tuple[str, ...], set[Key]]] = {}
-        self.pending: set[str] = set()  # tables of the current cycle not finished yet
-        self.fixups: list[Fixup] = []
+        super().__init__(graph, request, choice, progress)
+        self.repo, self.reader, self.conn = repo, reader, conn
         self._unreported = 0
 
     def run(self, tables: list[TableInfo], existing_target: Path | None) -> str | None:
@@ -376,7 +306,7 @@ class RowRestore:
             targets = {t.name: TargetTable.read(conn, t.name) for t in tables}
             if self.request.replace_tables:
                 self._delete_unrestored(tables, targets)
-            for group in self._groups(tables):
+            for group in self.groups(tables):
                 self._restore_group(group, targets)
             self.progress.advance(items=self._unreported)
             self._create_late_objects(created, target_was_empty=was_empty)
@@ -488,20 +418,6 @@ class RowRestore:
 
     # --- writing rows -----------------------------------------------------------------------
 
-    def _groups(self, tables: list[TableInfo]) -> list[list[TableInfo]]:
-        """Tables in order, with the tables of one foreign-key cycle kept together."""
-        cycle_of = {t: cycle for cycle in self.graph.cycles for t in cycle}
-        groups: list[list[TableInfo]] = []
-        placed: set[str] = set()
-        for info in tables:
-            if info.name in placed:
-                continue
-            cycle = cycle_of.get(info.name, (info.name,))
-            group = [t for t in tables if t.name in cycle]
-            placed.update(t.name for t in group)
-            groups.append(group)
-        return groups
-
     def _restore_group(self, group: list[TableInfo], targets: dict[str, TargetTable]) -> None:
         names = [t.name for t in group]
         in_cycle = any(name in cycle for cycle in self.graph.cycles for name in names)
@@ -541,13 +457,13 @@ class RowRestore:
     def _apply_fixups(self, targets: dict[str, TargetTable]) -> None:
         for fix in self.fixups:
             link = fix.link
-            new = self.remap.get(link.parent_table, {}).get(link.parent_columns, {}).get(fix.old)
+            new = self.new_key(link, fix.old)
             if new is None:
                 continue
             target = targets[fix.table]
             sets = ", ".join(f"{quote_identifier(c)} = {placeholder(v)}"
                              for c, v in zip(link.child_columns, new, strict=True))
-            where, params = _key_condition(target, fix.key)
+            where, params = key_condition(target, fix.key)
             self.conn.execute(f"UPDATE {quote_identifier(fix.table)} SET {sets} WHERE {where}",
                               [*(sqlite_value(v) for v in new), *params])
         self.fixups.clear()
@@ -593,339 +509,3 @@ class RowRestore:
             names = [t.name for t in tables]
             self._raise_new_violations(names, set())
             raise ConstraintViolation(f"restore cannot be committed: {exc}") from exc
-
-
-def _key_condition(target: TargetTable, key: Key) -> tuple[str, list[Any]]:
-    columns = ["rowid" if c == "rowid" else quote_identifier(c) for c in target.primary_key]
-    where = " AND ".join(f"{c} = {placeholder(v)}" for c, v in zip(columns, key, strict=True))
-    return where, [sqlite_value(v) for v in key]
-
-
-class TableWriter:
-    """Restores the rows of one table: finds what they meet in the target and resolves it."""
-
-    def __init__(self, run: RowRestore, info: TableInfo, target: TargetTable) -> None:
-        self.run, self.info, self.target = run, info, target
-        self.request = run.request
-        self.conn = run.conn
-        self.shape = RowShape(info)
-        self.plan = run.plan.table(info.name)
-        self.q = quote_identifier(info.name)
-        if tuple(info.primary_key) != target.primary_key:
-            raise InvalidRequest(
-                f"table {info.name}: key {list(info.primary_key)} in the snapshot but "
-                f"{list(target.primary_key)} in the target", details={"table": info.name})
-        self.columns = [c for c in info.columns if c in target.columns]
-        dropped = [c for c in info.columns if c not in target.columns]
-        if dropped:
-            run.plan.warnings.append(f"{info.name}: columns not in the target are not "
-                                     f"restored: {', '.join(dropped)}")
-        self.implicit_rowid = target.primary_key == ("rowid",)
-        self.key_columns = () if self.implicit_rowid else target.primary_key
-        self.key_select = ", ".join("rowid" if c == "rowid" else quote_identifier(c)
-                                    for c in target.primary_key)
-        self.parent_links = run.graph.parents(info.name)
-        self.referenced = sorted({link.parent_columns for link in run.graph.children(info.name)})
-        self.name_column = next((c for c in NAME_COLUMNS if c in self.columns), None)
-        self.cascaded = 0
-        self.not_new = 0
-        self.mapping = run.id_mappings.setdefault(info.name, {})
-
-    def report(self) -> None:
-        if self.cascaded:
-            self.run.plan.warnings.append(f"{self.info.name}: {self.cascaded} row(s) skipped "
-                                          "because a row they refer to was skipped")
-        if self.not_new:
-            self.run.plan.warnings.append(f"{self.info.name}: {self.not_new} row(s) not in the "
-                                          "target were not inserted (insert_new is off)")
-        if not self.mapping:
-            del self.run.id_mappings[self.info.name]
-
-    # --- one row ------------------------------------------------------------------------
-
-    def restore(self, backup_key: Key, original: Record) -> None:
-        record = dict(original)
-        unresolved = self._follow_parents(original, record)
-        if unresolved is None:
-            self.cascaded += 1
-            self.plan.skip += 1
-            self._leave_out(original)
-            return
-        key = backup_key if self.implicit_rowid else tuple(record[c] for c in self.key_columns)
-        renumber = not self.request.maintain_ids and self._can_renumber(key)
-        existing = None if renumber else self._fetch(key)
-        hits = self._unique_hits(record, key if existing is not None else None)
-        if existing is None and not hits:
-            if not self.request.insert_new:
-                self.not_new += 1
-                self.plan.skip += 1
-                self._leave_out(original)
-                return
-            final = self._insert(backup_key, record, key, renumber=renumber)
-            self.plan.insert += 1
-            self._remember(backup_key, original, final, record, unresolved)
-            return
-        self._resolve(backup_key, original, record, key, existing, hits, renumber, unresolved)
-
-    def _follow_parents(self, original: Record, record: Record) -> Unresolved | None:
-        """Point the row at its parents' new keys; None if a parent was left out. Returns
-        the links to parents of the current cycle that are not written yet."""
-        unresolved = []
-        for link in self.parent_links:
-            old = tuple(original.get(c) for c in link.child_columns)
-            if None in old:
-                continue  # NULL refers to nothing
-            parent, columns = link.parent_table, link.parent_columns
-            if old in self.run.skipped.get(parent, {}).get(columns, ()):
-                return None
-            new = self.run.remap.get(parent, {}).get(columns, {}).get(old)
-            if new is not None:
-                record.update(zip(link.child_columns, new, strict=True))
-            elif parent in self.run.pending:
-                unresolved.append((link, old))
-        return unresolved
-
-    def _resolve(self, backup_key: Key, original: Record, record: Record, key: Key,
-                 existing: Record | None, hits: Hits,
-                 renumber: bool, unresolved: Unresolved) -> None:
-        how = self.request.on_conflict
-        conflicts = ([("primary_key", key, existing)] if existing is not None else [])
-        conflicts += [(f"unique:{','.join(cols)}", hit, None) for cols, hit in hits]
-        others = {hit for _, hit in hits}
-        only = key if existing is not None and not hits else (
-            next(iter(others)) if existing is None and len(others) == 1 else None)
-        current = existing if existing is not None else (
-            self._fetch(only) if only is not None else None)
-        if how != "rename" and only is not None and current is not None \
-                and not self._changes(record, current, "overwrite"):
-            # Already there with this content: nothing to resolve.
-            self.plan.skip += 1
-            self.plan.duplicates += 1
-            self._remember(backup_key, original, only, current, [])
-            return
-        if how == "fail" and not self.request.dry_run:
-            kind, existing_key, _ = conflicts[0]
-            raise RestoreConflict(
-                f"{self.info.name} row {key_text(backup_key)} conflicts with existing row "
-                f"{key_text(existing_key)} ({kind})",
-                details={"table": self.info.name, "key": key_text(backup_key),
-                         "existing_key": key_text(existing_key), "kind": kind})
-        if how == "rename":
-            self._rename(backup_key, original, record, key, existing, hits, renumber,
-                         conflicts, unresolved)
-        elif how in ("overwrite", "merge") and only is not None and current is not None:
-            changes = self._changes(record, current, how)
-            if changes:
-                self._update(backup_key, only, changes)
-                self.plan.update += 1
-            else:
-                self.plan.skip += 1
-            self._note(backup_key, record, conflicts, how)
-            self._remember(backup_key, original, only, {**current, **changes}, unresolved)
-        else:
-            if how == "fail":
-                self.run.plan.warnings.append(
-                    f"{self.info.name} row {key_text(backup_key)} conflicts with an existing "
-                    "row: the restore would fail")
-            elif how in ("overwrite", "merge"):
-                self.run.plan.warnings.append(
-                    f"{self.info.name} row {key_text(backup_key)} meets several existing rows "
-                    f"({', '.join(key_text(k) for k in sorted(others | {key}, key=repr))}); "
-                    "left as it is")
-            self._skip(backup_key, original, record, existing, key, conflicts,
-                       "fail" if how == "fail" else "skip")
-
-    def _skip(self, backup_key: Key, original: Record, record: Record, existing: Record | None,
-              key: Key, conflicts: Conflicts, resolution: str) -> None:
-        self.plan.skip += 1
-        self._note(backup_key, record, conflicts, resolution)
-        if existing is not None:
-            # Same key: the same row, which children of the backup row can hang off.
-            self._remember(backup_key, original, key, existing, [])
-        else:
-            self._leave_out(original)
-
-    def _rename(self, backup_key: Key, original: Record, record: Record, key: Key,
-                existing: Record | None, hits: Hits,
-                renumber: bool, conflicts: Conflicts,
-                unresolved: Unresolved) -> None:
-        new_key = renumber or existing is not None
-        # As a new row it also collides with the unique values of the row it copies.
-        renamed = self._suffixed(record, self._unique_hits(record, None) if new_key else hits)
-        if (new_key and not self._can_renumber(key)) or renamed is None:
-            self.run.plan.warnings.append(
-                f"{self.info.name} row {key_text(backup_key)}: cannot be given a new "
-                f"{'key' if renamed is not None else 'name'}; skipped")
-            self._skip(backup_key, original, record, existing, key, conflicts, "skip")
-            return
-        final = self._insert(backup_key, renamed, key, renumber=new_key)
-        self.plan.insert += 1
-        self._note(backup_key, record, conflicts, "rename")
-        self._remember(backup_key, original, final, renamed, unresolved)
-
-    # --- bookkeeping --------------------------------------------------------------------
-
-    def _note(self, backup_key: Key, record: Record,
-              conflicts: Conflicts, resolution: str) -> None:
-        name = self.name_column
-        for kind, existing_key, existing in conflicts:
-            self.plan.conflicts.append(PlannedConflict(
-                self.info.name, key_text(backup_key), key_text(existing_key), kind, resolution,
-                backup_name=_name(record, name),
-                existing_name=_name(existing, name) if existing is not None else None))
-
-    def _remember(self, backup_key: Key, original: Record, final_key: Key, final: Record,
-                  unresolved: Unresolved) -> None:
-        """Where the backup row ended up, for its children and for id_mappings."""
-        if final_key != backup_key:
-            self.mapping[key_text(backup_key)] = key_text(final_key)
-        for columns in self.referenced:
-            old = self._values(backup_key, original, columns)
-            new = final_key if columns == self.target.primary_key else (
-                self._values(final_key, final, columns))
-            if old != new and None not in old:
-                self.run.remap.setdefault(self.info.name, {}).setdefault(columns, {})[old] = new
-        for link, old in unresolved:
-            self.run.fixups.append(Fixup(self.info.name, final_key, link, old))
-
-    def _leave_out(self, original: Record) -> None:
-        """Remember a row that is not restored, so its children are not either."""
-        for columns in self.referenced:
-            if "rowid" not in columns:
-                values = tuple(original.get(c) for c in columns)
-                self.run.skipped.setdefault(self.info.name, {}).setdefault(
-                    columns, set()).add(values)
-
-    def _values(self, key: Key, record: Record, columns: tuple[str, ...]) -> Key:
-        if columns == self.target.primary_key:
-            return key
-        return tuple(record.get(c) for c in columns)
-
-    def _can_renumber(self, key: Key) -> bool:
-        """Whether this row can get a key of its own: SQLite's next rowid, or a new UUID
-        for a text key. Composite keys (usually made of foreign keys) cannot."""
-        return self.target.rowid_alias or (len(key) == 1 and isinstance(key[0], str))
-
-    # --- reading the target -------------------------------------------------------------
-
-    def _fetch(self, key: Key) -> Record | None:
-        where, params = _key_condition(self.target, key)
-        select = ", ".join(quote_identifier(c) for c in self.columns) or "NULL"
-        row = self.conn.execute(f"SELECT {select} FROM {self.q} WHERE {where}", params).fetchone()
-        return None if row is None else dict(zip(self.columns, row, strict=False))
-
-    def _unique_hits(self, record: Record, own_key: Key | None) -> Hits:
-        hits = []
-        for columns in self.target.unique:
-            found = self._holder(columns, record)
-            if found is not None and found != own_key:
-                hits.append((columns, found))
-        return hits
-
-    def _holder(self, columns: tuple[str, ...], record: Record) -> Key | None:
-        """Key of the target row holding these unique values, if any."""
-        values = [record.get(c) for c in columns]
-        if any(c not in record for c in columns) or None in values:
-            return None  # NULLs never collide in a unique index
-        where = " AND ".join(f"{quote_identifier(c)} = {placeholder(v)}"
-                             for c, v in zip(columns, values, strict=True))
-        row = self.conn.execute(f"SELECT {self.key_select} FROM {self.q} WHERE {where} LIMIT 1",
-                                [sqlite_value(v) for v in values]).fetchone()
-        return None if row is None else tuple(row)
-
-    def _changes(self, record: Record, current: Record, how: str) -> Record:
-        """Columns to write: all that differ (overwrite), or those the backup has a value
-        for (merge). The key is never rewritten: it is the row's identity."""
-        changes = {}
-        for column in self.columns:
-            if column in self.key_columns:
-                continue
-            value, now = record.get(column), current.get(column)
-            if how == "merge" and value is None:
-                continue
-            if value != now or type(value) is not type(now):
-                changes[column] = value
-        return changes
-
-    def _suffixed(self, record: Record, hits: Hits) -> Record | None:
-        """The record with the name suffix on a text column of each colliding unique
-        constraint (numbered when the suffixed name is taken too); None if one has none."""
-        renamed = dict(record)
-        for columns, _ in hits:
-            text = next((c for c in columns if isinstance(renamed.get(c), str)), None)
-            if text is None:
-                return None
-            base = renamed[text] + self.request.name_suffix
-            for number in itertools.count(1):
-                renamed[text] = base if number == 1 else f"{base}_{number}"
-                if self._holder(columns, renamed) is None:
-                    break
-        return renamed
-
-    # --- writing ------------------------------------------------------------------------
-
-    def _insert(self, backup_key: Key, record: Record, key: Key, *, renumber: bool) -> Key:
-        columns = list(self.columns)
-        if renumber and self.target.rowid_alias:
-            columns = [c for c in columns if c not in self.key_columns]  # SQLite picks
-        elif renumber:
-            record = {**record, self.key_columns[0]: str(uuid.uuid4())}
-        values = [record.get(c) for c in columns]
-        names = [quote_identifier(c) for c in columns]
-        if self.implicit_rowid and not renumber:
-            names, values = ["rowid", *names], [key[0], *values]
-        sql = (f"INSERT INTO {self.q} ({', '.join(names)}) "
-               f"VALUES ({', '.join(placeholder(v) for v in values)})")
-        cursor = self._write(backup_key, record, sql, [sqlite_value(v) for v in values])
-        if renumber and self.target.rowid_alias:
-            return (cursor.lastrowid,)
-        return key if self.implicit_rowid else tuple(record[c] for c in self.key_columns)
-
-    def _update(self, backup_key: Key, key: Key, changes: Record) -> None:
-        sets = ", ".join(f"{quote_identifier(c)} = {placeholder(v)}" for c, v in changes.items())
-        where, params = _key_condition(self.target, key)
-        self._write(backup_key, changes, f"UPDATE {self.q} SET {sets} WHERE {where}",
-                    [*(sqlite_value(v) for v in changes.values()), *params])
-
-    def _write(self, backup_key: Key, record: Record, sql: str,
-               params: list[Any]) -> sqlite3.Cursor:
-        try:
-            return self.conn.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            detail = self._explain(record, exc)
-            raise ConstraintViolation(
-                f"cannot restore {self.info.name} row {key_text(backup_key)}: {detail}",
-                details={"table": self.info.name, "key": key_text(backup_key),
-                         "constraint": str(exc)}) from exc
-        except sqlite3.OperationalError as exc:
-            raise SourceError(f"cannot restore {self.info.name} row {key_text(backup_key)}: "
-                              f"{exc}", details={"table": self.info.name,
-                                                 "key": key_text(backup_key)}) from exc
-
-    def _explain(self, record: Record, exc: sqlite3.IntegrityError) -> str:
-        """The constraint message, with the missing parent named for a foreign key."""
-        message = str(exc)
-        if "FOREIGN KEY" not in message:
-            return message
-        for link in self.run.graph.parents(self.info.name):
-            values = tuple(record.get(c) for c in link.child_columns)
-            if None in values or not all(c in record for c in link.child_columns):
-                continue
-            where = " AND ".join(f"{quote_identifier(c)} = {placeholder(v)}"
-                                 for c, v in zip(link.parent_columns, values, strict=True))
-            sql = f"SELECT 1 FROM {quote_identifier(link.parent_table)} WHERE {where} LIMIT 1"
-            try:
-                found = self.conn.execute(sql, [sqlite_value(v) for v in values]).fetchone()
-            except sqlite3.OperationalError:
-                found = None
-            if found is None:
-                shown = ", ".join(f"{c}={value_text(v)}"
-                                  for c, v in zip(link.child_columns, values, strict=True))
-                return f"{message}: {shown} has no matching row in {link.parent_table}"
-        return message
-
-
-def _name(record: Record | None, column: str | None) -> str | None:
-    if record is None or column is None or record.get(column) is None:
-        return None
-    return value_text(record[column])
