@@ -64,6 +64,7 @@ def backup_fields(backup: BackupView) -> dict[str, Any]:
         "protected_reason": backup.protected_reason,
         "schedule_id": backup.schedule_id,
         "tags": backup.tags or None,
+        "expires_at": backup.expires_at,
     }
 
 

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Select, func, or_, select, update
@@ -33,6 +33,7 @@ from strongbox.services.errors import (
     ValidationFailed,
 )
 from strongbox.services.filters import check_applicable, has_any
+from strongbox.services.notifications import check_backup_notification
 from strongbox.services.principal import Principal
 from strongbox.services.sources import SourceService
 from strongbox.services.storage import RepositoryProvider, exclusive_bytes
@@ -47,6 +48,44 @@ PARENT_TYPES = ("full", "incremental", "differential")
 BACKUP_STATUSES = ("pending", "in_progress", "completed", "failed", "corrupted", "deleting")
 SORT_FIELDS = ("created_at", "completed_at", "name", "size_bytes", "type", "status")
 THROUGHPUT = 50 * 1024 * 1024  # bytes/s assumed for duration estimates
+MAX_RETENTION_DAYS = 36500
+
+
+def check_extras(options: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Check and normalize a backup's seed 001 options (``verify``, ``retention_days``,
+    ``notification``), whoever asks for the backup (the API, a schedule's options)."""
+    if not options:
+        return options
+    errors: list[FieldError] = []
+    result = dict(options)
+    verify = options.get("verify")
+    if verify is not None and not isinstance(verify, bool):
+        errors.append(FieldError("options.verify", "true or false", "INVALID_TYPE", verify))
+    days = options.get("retention_days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int)
+                             or not 1 <= days <= MAX_RETENTION_DAYS):
+        errors.append(FieldError("options.retention_days", f"whole days, 1 to "
+                                 f"{MAX_RETENTION_DAYS}", "OUT_OF_RANGE", days))
+    try:
+        notification = check_backup_notification(options.get("notification"))
+    except ValidationFailed as exc:
+        errors.extend(exc.errors)
+    else:
+        result.pop("notification", None)
+        if notification:
+            result["notification"] = notification
+    if errors:
+        raise ValidationFailed("request validation failed", errors)
+    return result
+
+
+def backup_expiry(created_at: datetime, options: dict[str, Any] | None) -> datetime | None:
+    """When a backup with ``options.retention_days`` expires: that many days after it was
+    created (seed 001 "days to retain backup"); None: it never expires by itself."""
+    days = (options or {}).get("retention_days")
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        return None
+    return _aware(created_at) + timedelta(days=days)
 
 
 def parse_uuid(value: str) -> str | None:
@@ -114,6 +153,10 @@ class BackupView:
     @property
     def can_restore(self) -> bool:
         return self.status == "completed" and self.snapshot_id is not None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return backup_expiry(self.created_at, self.options)
 
 
 def _view(row: Backup) -> BackupView:
@@ -216,6 +259,7 @@ class BackupService:
             raise ValidationFailed("a selective backup needs at least one filter", [FieldError(
                 "filters", "give at least one filter for a selective backup",
                 "FILTER_REQUIRED")])
+        options = check_extras(spec.options)
         tenant = principal.tenant
         if spec.source_id is not None:
             source = self.sources.get(tenant, spec.source_id)
@@ -230,7 +274,7 @@ class BackupService:
             check_applicable(source.kind, spec.filters)
         estimate = estimate_bytes(source, selective)
         self._check_space(tenant, estimate)
-        level = self._compression_level(tenant, spec.options or {})
+        level = self._compression_level(tenant, options or {})
         backup_type, parent, note = self._lineage(tenant, source.id, spec.type)
         backup_id = str(uuid.uuid4())
         job_id = str(uuid.uuid4())
@@ -238,11 +282,16 @@ class BackupService:
                   "compression_level": level, "type": backup_type,
                   "parent_backup_id": parent.id if parent else None,
                   "parent_snapshot_id": parent.snapshot_id if parent else None}
+        # What happens around the job (services/verify_after_backup.py, notifications).
+        if options and options.get("verify"):
+            params["verify"] = True
+        if options and options.get("notification"):
+            params["notification"] = options["notification"]
         with self.catalog.session() as session:
             row = Backup(id=backup_id, tenant=tenant, name=spec.name,
                          description=spec.description, type=backup_type, status="pending",
                          source_id=source.id, source_name=source.name, source_kind=source.kind,
-                         job_id=job_id, filters=spec.filters, options=spec.options,
+                         job_id=job_id, filters=spec.filters, options=options,
                          created_by=principal.key_id,
                          storage_location=self.storage.location, size_bytes=0,
                          parent_id=parent.id if parent else None,

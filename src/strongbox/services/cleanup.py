@@ -10,6 +10,10 @@ really freed.
 
 :meth:`CleanupService.run_scheduled_cleanup` does both in one go from the tenant's
 settings (``retention``), for the scheduler.
+
+Every plan also deletes the backups whose own ``retention_days`` ran out (``expires_at``,
+seed 001), whatever the policy says and even when the tenant's retention is disabled;
+the safety rules of :mod:`~strongbox.services.retention_rules` still come first.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from strongbox.repository.lock import Lock
 from strongbox.repository.prune import prune as prune_repository
 from strongbox.repository.repository import Repository
 from strongbox.services.backup_settings import GB, BackupSettingsService
-from strongbox.services.backups import BackupService, BackupView, parse_uuid
+from strongbox.services.backups import BackupService, BackupView, backup_expiry, parse_uuid
 from strongbox.services.errors import FieldError, Forbidden, JobNotFound, ValidationFailed
 from strongbox.services.principal import Principal, Role
 from strongbox.services.retention_rules import (
@@ -242,22 +246,25 @@ class CleanupService:
     def analyze(self, principal: Principal, criteria: CleanupCriteria | None) -> CleanupPlanView:
         """Plan a cleanup (nothing is deleted). ``None`` means: the tenant's settings."""
         tenant = principal.tenant
+        settings_off = False
         if criteria is None:
             policy = settings_policy(self.settings.get(tenant)["retention"])
-            if policy is None:
-                raise ValidationFailed("no cleanup criteria given and retention is disabled in "
-                                       "the settings", [FieldError(
-                                           "criteria", "give keep/limit rules, or enable "
-                                           "retention in the settings", "REQUIRED")])
-            criteria = CleanupCriteria(policy, origin="settings")
-        if criteria.policy.is_empty:
-            raise ValidationFailed("the cleanup criteria would delete nothing", [FieldError(
-                "criteria", "set at least one keep rule, limit or delete_* flag",
-                "REQUIRED")])
+            # Retention disabled: only the backups' own expiry (retention_days) applies.
+            settings_off = policy is None
+            criteria = CleanupCriteria(policy or CleanupPolicy(), origin="settings")
         now = self.clock()
         rows = self._backups(tenant, criteria.source_ids, criteria.schedule_id)
         in_use = self.in_use_ids()
         records = [_record(row, in_use) for row in rows]
+        if criteria.policy.is_empty and not any(r.expired(now) for r in records):
+            if settings_off:
+                raise ValidationFailed("no cleanup criteria given, retention is disabled in "
+                                       "the settings and no backup has expired", [FieldError(
+                                           "criteria", "give keep/limit rules, or enable "
+                                           "retention in the settings", "REQUIRED")])
+            raise ValidationFailed("the cleanup criteria would delete nothing", [FieldError(
+                "criteria", "set at least one keep rule, limit or delete_* flag",
+                "REQUIRED")])
         decisions = plan_retention(records, criteria.policy, now)
         by_id = {row.id: row for row in rows}
         to_delete = [_planned(by_id[d.backup.id], d) for d in decisions if d.delete]
@@ -376,15 +383,17 @@ class CleanupService:
         """Plan from the tenant's ``retention`` settings and execute at once.
 
         For the scheduler (``retention.auto_cleanup`` on, at ``retention.cleanup_schedule``).
-        Returns None when retention is disabled or nothing is to be deleted; otherwise the
-        plan and the started ``cleanup`` job (follow it with :meth:`job`). The plan is
-        stored like any other, so what a scheduled run deleted, and why, stays visible.
+        Returns None when nothing is to be deleted; otherwise the plan and the started
+        ``cleanup`` job (follow it with :meth:`job`). With retention disabled it deletes
+        only expired backups (``retention_days``). The plan is stored like any other, so
+        what a scheduled run deleted, and why, stays visible.
         """
         principal = Principal(created_by, created_by, tenant, Role.ADMIN)
-        policy = settings_policy(self.settings.get(tenant)["retention"])
-        if policy is None or policy.is_empty:
-            return None
-        plan = self.analyze(principal, CleanupCriteria(policy, origin="schedule"))
+        policy = settings_policy(self.settings.get(tenant)["retention"]) or CleanupPolicy()
+        try:
+            plan = self.analyze(principal, CleanupCriteria(policy, origin="schedule"))
+        except ValidationFailed:
+            return None  # no rule and nothing expired
         if not plan.to_delete:
             return None
         return self.execute(principal, plan.id, True)
@@ -432,7 +441,7 @@ def _record(row: Backup, in_use: set[str]) -> BackupRecord:
     return BackupRecord(row.id, row.source_id, row.created_at, row.status,
                         row.size_bytes or 0, bool(row.protected), row.protected_reason,
                         verified if isinstance(verified, bool) else None, row.id in in_use,
-                        exempt)
+                        exempt, backup_expiry(row.created_at, row.options))
 
 
 def _strings(value: Any) -> builtins.list[str]:

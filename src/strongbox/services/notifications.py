@@ -17,7 +17,11 @@ Each notification is the seed 001 payload ``{"event", "timestamp", "data"}`` and
   :mod:`strongbox.services.webhook_delivery`);
 * the tenant's settings ``notifications`` block, when enabled and its ``notify_on`` covers
   the event (``success``, ``failure``, ``warning``): its ``webhook_url`` (unsigned: the
-  block has no secret) and each ``email_recipients`` address (if SMTP is configured).
+  block has no secret) and each ``email_recipients`` address (if SMTP is configured);
+* for ``backup.*`` events, the backup's own ``notification`` (seed 001, stored as
+  ``options.notification`` of the backup and in its job's params): its ``webhook``
+  (unsigned) and each ``email`` address, for every event of that backup whatever the
+  settings say. A target named twice gets one delivery.
 
 The bus listener only queues the event; the :class:`DeliveryWorker` thread turns it into
 delivery rows and sends them, so a job never waits for a receiver.
@@ -35,6 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import func, select
 
 from strongbox.catalog.database import Catalog, sql_offset
@@ -160,6 +165,56 @@ def check_url(url: str, field: str = "url") -> str:
     return url
 
 
+def check_email(address: str, field: str = "email") -> str:
+    """A syntactically valid address (no DNS lookup: the server may not reach DNS), in its
+    normalized form. Reserved names such as ``.local`` and ``localhost`` are refused;
+    ``.test`` is allowed for test set-ups."""
+    try:
+        return validate_email(address.strip(), check_deliverability=False,
+                              test_environment=True).normalized
+    except EmailNotValidError as exc:
+        raise ValidationFailed("invalid e-mail address", [FieldError(
+            field, f"not a valid e-mail address: {exc}", "INVALID_EMAIL", address)]) from None
+
+
+def check_backup_notification(value: Any, field: str = "options.notification"
+                              ) -> dict[str, Any] | None:
+    """A backup's seed 001 ``notification`` block, checked and normalized:
+    ``{"email": [addresses], "webhook": "http(s)://..."}`` (both optional)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"email", "webhook"}:
+        raise ValidationFailed("invalid notification settings", [FieldError(
+            field, 'an object {"email": [addresses], "webhook": URL}', "INVALID_FORMAT",
+            value)])
+    errors: list[FieldError] = []
+    result: dict[str, Any] = {}
+    emails = value.get("email")
+    if isinstance(emails, str):
+        emails = [emails]
+    if emails is not None:
+        if not isinstance(emails, list) or len(emails) > 20:
+            errors.append(FieldError(f"{field}.email", "a list of at most 20 addresses",
+                                     "INVALID_FORMAT", emails))
+        else:
+            result["email"] = []
+            for n, address in enumerate(emails):
+                try:
+                    result["email"].append(check_email(str(address), f"{field}.email[{n}]"))
+                except ValidationFailed as exc:
+                    errors.extend(exc.errors)
+    if value.get("webhook") is not None:
+        try:
+            result["webhook"] = check_url(str(value["webhook"]), f"{field}.webhook")
+        except ValidationFailed as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise ValidationFailed("invalid notification settings", errors)
+    if "email" in result:
+        result["email"] = list(dict.fromkeys(result["email"])) or None
+    return {k: v for k, v in result.items() if v} or None
+
+
 def check_events(events: Sequence[str]) -> list[str]:
     unknown = [event for event in events if event not in EVENTS]
     if unknown or not events:
@@ -276,6 +331,40 @@ def notification_for(event: JobEvent, job: JobView, backup: Backup | None
     return Notification(job.tenant, name, payload)
 
 
+def unique_targets(targets: Sequence[tuple[str, str | None, str]]
+                   ) -> list[tuple[str, str | None, str]]:
+    """One delivery per address or unsigned URL, even when the settings and the backup
+    both name it; registered webhooks (signed with their own secret) are never merged."""
+    seen: set[tuple[str, str]] = set()
+    result = []
+    for channel, webhook_id, target in targets:
+        if webhook_id is None:
+            if (channel, target) in seen:
+                continue
+            seen.add((channel, target))
+        result.append((channel, webhook_id, target))
+    return result
+
+
+def backup_targets(job: JobView, backup: Backup | None
+                   ) -> list[tuple[str, str | None, str]]:
+    """A backup's own targets (seed 001 ``notification``) for the events of its ``backup``
+    and ``verify`` jobs: from the backup job's params, else the backup's options."""
+    if job.kind not in ("backup", "verify"):
+        return []
+    block = (job.params or {}).get("notification") if job.kind == "backup" else None
+    if block is None and backup is not None:
+        block = (backup.options or {}).get("notification")
+    if not isinstance(block, dict):
+        return []
+    targets: list[tuple[str, str | None, str]] = []
+    if isinstance(block.get("webhook"), str) and block["webhook"]:
+        targets.append((WEBHOOK, None, block["webhook"]))
+    targets += [(EMAIL, None, str(address)) for address in block.get("email") or []
+                if address]
+    return targets
+
+
 # --- the service --------------------------------------------------------------------------
 
 
@@ -326,13 +415,21 @@ class NotificationService:
                 backup = session.get(Backup, backup_id)
         notification = notification_for(event, job, backup)
         if notification is not None:
-            self.notify(notification)
+            self.notify(notification, extra=backup_targets(job, backup))
 
     # --- fan-out ------------------------------------------------------------------------
 
-    def notify(self, notification: Notification) -> list[str]:
-        """Record one delivery per target of ``notification``; the worker sends them."""
-        targets = self._webhook_targets(notification) + self._settings_targets(notification)
+    def notify(self, notification: Notification,
+               extra: Sequence[tuple[str, str | None, str]] = ()) -> list[str]:
+        """Record one delivery per target of ``notification`` (the tenant's, plus ``extra``:
+        a backup's own targets); the worker sends them."""
+        if not self.email_configured and any(t[0] == EMAIL for t in extra):
+            log.warning("e-mail notification %s for tenant %s to the backup's addresses "
+                        "skipped: SMTP is not configured (set STRONGBOX_SMTP_HOST)",
+                        notification.event, notification.tenant)
+            extra = [t for t in extra if t[0] != EMAIL]
+        targets = unique_targets([*self._webhook_targets(notification),
+                                  *self._settings_targets(notification), *extra])
         if not targets:
             return []
         now = self.clock()
@@ -376,6 +473,15 @@ class NotificationService:
         elif recipients:
             targets += [(EMAIL, None, recipient) for recipient in dict.fromkeys(recipients)]
         return targets
+
+    def check_backup_targets(self, options: dict[str, Any] | None) -> None:
+        """Refuse a backup's ``notification.email`` this server cannot send (no SMTP),
+        rather than accept it and mail nobody."""
+        block = (options or {}).get("notification") or {}
+        if block.get("email") and not self.email_configured:
+            raise ValidationFailed("e-mail notifications are not available", [FieldError(
+                "options.notification.email", "this server has no SMTP server configured "
+                "(STRONGBOX_SMTP_HOST)", "NOT_SUPPORTED", block["email"])])
 
     def settings_block(self, tenant: str) -> dict[str, Any]:
         """The tenant's settings ``notifications`` block (seed 000 ``BackupSettings``)."""

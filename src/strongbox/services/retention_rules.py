@@ -20,6 +20,9 @@ How a policy decides, per source (``source_id``):
    verification did not pass (or that were never verified).
 3. ``max_total_size_bytes`` is tenant-wide: while the kept backups' ``size_bytes`` add up
    to more, the oldest kept backup that may go is deleted.
+4. **Expiry** (seed 001 ``retention_days`` of one backup, whatever the policy, even an
+   empty one): a backup whose ``expires_at`` is at or before ``now`` is deleted with the
+   reason ``expired``.
 
 Whatever the policy says, these are always kept: a **protected** (pinned) backup, a
 backup **in use** by a running job, a backup still running or being deleted, an
@@ -124,6 +127,10 @@ class BackupRecord:
     verified: bool | None = None  # True passed, False failed, None never verified
     in_use: bool = False
     exempt: str | None = None  # why no rule applies (e.g. a configuration snapshot)
+    expires_at: datetime | None = None  # its own retention_days ran out then (aware)
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 @dataclass
@@ -185,6 +192,11 @@ def _decide_source(members: Sequence[BackupRecord], policy: CleanupPolicy,
         if (cutoff is not None and backup.status not in RUNNING and not backup.exempt
                 and backup.created_at < cutoff):
             deletes.append(f"older than {policy.max_age_days} days (max_age_days)")
+        expires = backup.expires_at
+        if (expires is not None and expires <= now and backup.status not in RUNNING
+                and not backup.exempt):
+            deletes.append(f"expired: its retention_days ran out at "
+                           f"{expires.isoformat(timespec='seconds')}")
         guard = _guard(backup, newest)
         if guard is not None:
             decisions.append(RetentionDecision(backup, KEEP, [guard, *keeps]))

@@ -39,12 +39,13 @@ def create_backup(body: CreateBackupRequest,
                   principal: Principal = Depends(require(Role.OPERATOR)),
                   services: Services = Depends(get_services)) -> CreateBackupResponse:
     check_create_backup(body)
+    options = body.merged_options()
+    services.notifications.check_backup_targets(options)
     created = services.backups.create(principal, NewBackup(
         name=body.name, type=body.type.value, description=body.description,
         filters=body.filters.model_dump(mode="json", exclude_none=True) if body.filters
         else None,
-        options=body.options.model_dump(mode="json", exclude_none=True) if body.options
-        else None,
+        options=options,
         source_id=body.source_id))
     message = f"backup job queued for source {created.backup.source_name!r}"
     if created.note:

@@ -37,6 +37,16 @@ class BackupFilters(ApiModel):
     max_message_count: MessageCount | None = None
 
 
+class BackupNotification(ApiModel):
+    """Seed 001 ``notification``: extra targets for this backup's events only."""
+
+    email: list[str] | None = Field(
+        None, max_length=20, description="Addresses mailed this backup's events (needs SMTP)")
+    webhook: str | None = Field(
+        None, max_length=2000, description="An http(s) URL POSTed this backup's events "
+                                           "(unsigned, like the settings' webhook_url)")
+
+
 class BackupOptions(ApiModel):
     compress: bool | None = Field(None, description="Default: true")
     compression_level: int | None = Field(
@@ -46,6 +56,21 @@ class BackupOptions(ApiModel):
     include_metadata: bool | None = None
     include_analytics: bool | None = None
     split_size_mb: int | None = Field(None, ge=100, le=5000)
+    # Extensions from seed 001's "Create Backup" (docs/api.md "Extensions and deviations").
+    verify: bool | None = Field(
+        None, description="Extension (seed 001): verify the backup when it completes "
+                          "(a quick `verify` job); default: false")
+    retention_days: int | None = Field(
+        None, ge=1, le=36500, description="Extension (seed 001): the backup expires this "
+        "many days after it was created and the next cleanup deletes it; default: no expiry")
+    notification: BackupNotification | None = Field(
+        None, description="Extension (seed 001): also tell these targets about this "
+                          "backup's started/completed/failed/verified events")
+
+
+# Seed 001 sends these three at the top level of the request; seed 000's place for per-backup
+# behaviour is ``options``, where they are stored and shown.
+SEED_001_OPTIONS = ("verify", "retention_days", "notification")
 
 
 class CreateBackupRequest(ApiModel):
@@ -57,6 +82,22 @@ class CreateBackupRequest(ApiModel):
     source_id: str | None = Field(
         None, description="Extension: the source to back up; default: the tenant's first "
                           "sqlite source")
+    verify: bool | None = Field(None, description="Seed 001 spelling of options.verify")
+    retention_days: int | None = Field(
+        None, ge=1, le=36500, description="Seed 001 spelling of options.retention_days")
+    notification: BackupNotification | None = Field(
+        None, description="Seed 001 spelling of options.notification")
+
+    def merged_options(self) -> dict[str, Any] | None:
+        """``options`` with seed 001's top-level fields moved in (the one stored shape)."""
+        options = self.options.model_dump(mode="json", exclude_none=True) if self.options \
+            else {}
+        for name in SEED_001_OPTIONS:
+            value = getattr(self, name)
+            if value is not None:
+                options[name] = value.model_dump(mode="json", exclude_none=True) \
+                    if isinstance(value, ApiModel) else value
+        return options or None
 
 
 def _aware(moment: datetime) -> datetime:
@@ -87,6 +128,12 @@ def check_create_backup(request: CreateBackupRequest) -> None:
         errors.append(FieldError("filters.min_message_count", "min_message_count must not "
                                  "exceed max_message_count", "OUT_OF_RANGE",
                                  filters.min_message_count))
+    if request.options is not None:
+        for name in SEED_001_OPTIONS:
+            top, inner = getattr(request, name), getattr(request.options, name)
+            if top is not None and inner is not None and top != inner:
+                errors.append(FieldError(name, f"{name} and options.{name} differ: give one",
+                                         "CONFLICT"))
     if request.type == BackupType.SELECTIVE and not has_any(
             filters.model_dump(mode="json", exclude_none=True) if filters else None):
         errors.append(FieldError("filters", "a selective backup needs at least one filter",
@@ -156,6 +203,9 @@ class BackupMetadata(ApiModel):
         None, description="Extension: the schedule that made it (docs/schedules.md)")
     tags: list[str] | None = Field(
         None, description="Extension: labels (configuration snapshots, pre-restore, ...)")
+    expires_at: datetime | None = Field(
+        None, description="Extension: created_at + options.retention_days; the next cleanup "
+                          "after it deletes the backup (docs/retention-cleanup.md)")
 
 
 class ProtectBackupRequest(ApiModel):
