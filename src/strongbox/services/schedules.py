@@ -11,7 +11,9 @@ scheduler` decides when to fire them.
 Schedules of origin ``settings`` mirror the tenant's settings document (seed 000
 ``scheduling.schedules`` and ``retention.auto_cleanup``/``cleanup_schedule``): they are
 created, changed and removed by :meth:`ScheduleService.sync_settings` only, and the
-schedules API refuses to change them (409 ``SCHEDULE_CONFLICT``).
+schedules API refuses to change them (409 ``SCHEDULE_CONFLICT``). Schedules of origin
+``policy`` belong to a source's backup policy (:mod:`strongbox.services.policies`) the same
+way: only that service (passing ``owner=POLICY``) changes or deletes them.
 """
 
 from __future__ import annotations
@@ -48,7 +50,9 @@ ACTIONS = ("backup", "verify", "cleanup")
 BACKUP_TYPES = ("full", "incremental", "differential", "selective")
 RUNNING, COMPLETED, FAILED, SKIPPED = "running", "completed", "failed", "skipped"
 RUN_STATUSES = (RUNNING, COMPLETED, FAILED, SKIPPED)
-API, SETTINGS = "api", "settings"
+API, SETTINGS, POLICY = "api", "settings", "policy"
+OWNED_ORIGINS = {SETTINGS: "PUT /api/v1/settings/backup",
+                 POLICY: "PUT /api/v1/policies/{source_id}"}  # where each is changed
 SCHEDULED, MANUAL = "schedule", "manual"
 DEFAULT_CLEANUP_CRON = "0 3 * * *"
 RETENTION_KEYS = ("retention_days", "retention_count", "keep_last", "keep_hourly",
@@ -181,11 +185,16 @@ class ScheduleService:
 
     # --- create, read, change ---------------------------------------------------------
 
-    def create(self, principal: Principal, body: dict[str, Any]) -> ScheduleView:
+    def create(self, principal: Principal, body: dict[str, Any], *, origin: str = API,
+               schedule_id: str | None = None,
+               spec_extra: dict[str, Any] | None = None) -> ScheduleView:
+        """A new schedule. ``origin``, ``schedule_id`` and ``spec_extra`` (kept in ``spec``
+        next to the timing) are for services that own schedules, e.g. backup policies."""
         values = self._validated(principal.tenant, None, body, replace=True)
-        row = Schedule(id=str(uuid.uuid4()), tenant=principal.tenant, origin=API,
-                       created_by=principal.key_id, total_runs=0, successful_runs=0,
-                       failed_runs=0, **values)
+        values["spec"].update(spec_extra or {})
+        row = Schedule(id=schedule_id or str(uuid.uuid4()), tenant=principal.tenant,
+                       origin=origin, created_by=principal.key_id, total_runs=0,
+                       successful_runs=0, failed_runs=0, **values)
         row.next_run_at = self._next(row.cron, row.timezone) if row.enabled else None
         view = self._save(row, add=True)
         self.on_change()
@@ -210,11 +219,14 @@ class ScheduleService:
             return Page([_view(row) for row in rows], total, page, size)
 
     def update(self, tenant: str, schedule_id: str, body: dict[str, Any], *,
-               replace: bool = False) -> ScheduleView:
+               replace: bool = False, owner: str | None = None,
+               spec_extra: dict[str, Any] | None = None) -> ScheduleView:
         """Change a schedule: ``replace`` (PUT) resets what ``body`` leaves out to the
-        defaults; otherwise (PATCH) only the fields given change."""
-        current = self._editable(tenant, schedule_id)
+        defaults; otherwise (PATCH) only the fields given change. ``owner``: the origin the
+        caller acts for (a schedule of origin settings or policy changes only for it)."""
+        current = self._editable(tenant, schedule_id, owner)
         values = self._validated(tenant, current, body, replace=replace)
+        values["spec"].update(spec_extra or {})
         with self.catalog.session() as session:
             row = self._row(session, tenant, schedule_id)
             timing_changed = (values["cron"], values["timezone"]) != (row.cron, row.timezone)
@@ -248,10 +260,11 @@ class ScheduleService:
         self.on_change()
         return view
 
-    def delete(self, tenant: str, schedule_id: str) -> ScheduleView:
+    def delete(self, tenant: str, schedule_id: str, *, owner: str | None = None
+               ) -> ScheduleView:
         """Remove a schedule and its run history; the backups it made stay (their
         ``schedule_id`` keeps naming it). A run in progress finishes unrecorded."""
-        self._editable(tenant, schedule_id)
+        self._editable(tenant, schedule_id, owner)
         with self.catalog.session() as session:
             row = self._row(session, tenant, schedule_id)
             view = _view(row)
@@ -281,14 +294,32 @@ class ScheduleService:
             raise ScheduleNotFound(f"schedule {schedule_id} not found")
         return row
 
-    def _editable(self, tenant: str, schedule_id: str) -> ScheduleView:
+    def _editable(self, tenant: str, schedule_id: str, owner: str | None = None
+                  ) -> ScheduleView:
         current = self.get(tenant, schedule_id)
-        if current.origin == SETTINGS:
+        if current.origin in OWNED_ORIGINS and current.origin != owner \
+                and not self._orphaned(current):
+            what = ("the tenant's backup settings" if current.origin == SETTINGS
+                    else "a source's backup policy")
             raise ScheduleConflict(
-                f"schedule {current.name!r} comes from the tenant's backup settings; change "
-                "it with PUT /api/v1/settings/backup", details={"schedule_id": current.id,
-                                                                 "origin": SETTINGS})
+                f"schedule {current.name!r} comes from {what}; change it with "
+                f"{OWNED_ORIGINS[current.origin]}",
+                details={"schedule_id": current.id, "origin": current.origin})
         return current
+
+    def _orphaned(self, schedule: ScheduleView) -> bool:
+        """A policy's schedule whose source was deleted: nobody owns it any more, so the
+        schedules API may remove it."""
+        if schedule.origin != POLICY:
+            return False
+        errors: builtins.list[FieldError] = []
+        self._sources(schedule.tenant, schedule.source_ids, errors)
+        return bool(errors)
+
+    def check(self, tenant: str, body: dict[str, Any]) -> None:
+        """Validate a whole schedule body without storing it (ValidationFailed if bad):
+        for services that write several schedules and want all of them valid first."""
+        self._validated(tenant, None, body, replace=True)
 
     def _save(self, row: Schedule, *, add: bool) -> ScheduleView:
         try:
