@@ -108,7 +108,10 @@ class StatisticsService:
     def _default_start(end: datetime, period: str) -> datetime:
         start = bucket_start(end, period)
         for _ in range(DEFAULT_BUCKETS[period] - 1):
-            start = bucket_start(start - timedelta(days=1), period)
+            try:
+                start = bucket_start(start - timedelta(days=1), period)
+            except OverflowError:  # an end date in year 1: the window starts at the earliest date
+                break
         return start
 
     @staticmethod
