@@ -173,7 +173,7 @@ class Schedule(Base):
     description: Mapped[str | None] = mapped_column(String(500))
     # "api": made with /api/v1/schedules; "settings": mirrored from the tenant's settings
     # (scheduling.schedules, retention.cleanup_schedule) and changed only there.
-    origin: Mapped[str] = mapped_column(String(20), default="api")
+    origin: Mapped[str] = mapped_column(String(20), default="api")  # api, settings, policy
     created_by: Mapped[str | None] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(20), default="backup")
     cron: Mapped[str] = mapped_column(String(100))

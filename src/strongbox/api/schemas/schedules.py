@@ -126,8 +126,9 @@ class ScheduleResponse(ApiModel):
     filters: dict[str, Any] | None = None
     options: dict[str, Any] | None = None
     retention: dict[str, Any] | None = None
-    origin: str = Field(description="api, or settings (mirrored from PUT /settings/backup; "
-                                    "read-only here)")
+    origin: str = Field(description="api; settings (mirrored from PUT /settings/backup) or "
+                                    "policy (made by PUT /policies/{source_id}): read-only "
+                                    "here, changes answer 409 SCHEDULE_CONFLICT")
     next_run: datetime | None = None
     last_run: datetime | None = None
     last_status: str | None = Field(None, description="running, completed, failed")
