@@ -340,17 +340,23 @@ def test_cli_set_show_list_remove(cli: Any) -> None:
     assert missing.exit_code == 1 and "SOURCE_NOT_FOUND" in missing.stderr
 
 
-def test_a_deleted_sources_policy_schedules_can_be_deleted_by_hand(server: Server,
-                                                                  tmp_path: Path) -> None:
+def test_deleting_a_source_deletes_its_policy_schedules(server: Server,
+                                                        tmp_path: Path) -> None:
     source_id = new_source(server, tmp_path, "policy orphan")
     owned = put(server, source_id, {"backup": {"cron": "@daily"}})["policy"]["backup"]
+    by_hand = server.client.post("/api/v1/schedules", headers=server.headers(), json={
+        "name": "by hand for the orphan", "cron": "@daily", "source_ids": [source_id]})
+    assert by_hand.status_code == 201, by_hand.text
     response = server.client.delete(f"/api/v1/sources/{source_id}", headers=server.headers())
     assert response.status_code in (200, 204), response.text
     assert_error(server.client.get(f"{BASE}/{source_id}", headers=server.headers()), 404,
                  "SOURCE_NOT_FOUND")
-    response = server.client.delete(f"/api/v1/schedules/{owned['schedule_id']}",
-                                    headers=server.headers())
-    assert response.status_code == 200, response.text
+    assert_error(server.client.get(f"/api/v1/schedules/{owned['schedule_id']}",
+                                   headers=server.headers()), 404, "SCHEDULE_NOT_FOUND")
+    # A schedule made by hand is the user's: it stays (its runs will say what is missing).
+    kept = server.client.get(f"/api/v1/schedules/{by_hand.json()['_id']}",
+                             headers=server.headers())
+    assert kept.status_code == 200, kept.text
 
 
 def test_the_tenant_settings_retention_counts(server: Server, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from strongbox.catalog.database import Catalog
-from strongbox.catalog.models import Backup, Source
+from strongbox.catalog.models import Backup, Schedule, Source
 from strongbox.catalog.types import utcnow
 from strongbox.services.errors import (
     BackupInProgress,
@@ -208,4 +208,10 @@ class SourceService:
                 raise BackupInProgress(f"backup {running} of this source is still running")
             view = self._view(row)
             session.delete(row)
+            # The source's backup policy (services/policies.py) goes with it; schedules a
+            # user made by hand stay, and show their failed runs.
+            for schedule in session.scalars(select(Schedule).where(
+                    Schedule.tenant == tenant, Schedule.origin == "policy")):
+                if list(schedule.source_ids or []) == [source_id]:
+                    session.delete(schedule)
             return view
