@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +9,7 @@ from sqlalchemy import func, select
 
 from strongbox.catalog.database import Catalog, sql_offset
 from strongbox.catalog.models import AuditEntry
+from strongbox.services.pagination import Page
 
 
 @dataclass(frozen=True)
@@ -32,16 +32,7 @@ class AuditRecord:
         return "success" if self.status_code < 400 else "failure"
 
 
-@dataclass
-class AuditPage:
-    items: list[AuditRecord]
-    total_items: int
-    page: int
-    size: int
-
-    @property
-    def total_pages(self) -> int:
-        return math.ceil(self.total_items / self.size) if self.total_items else 0
+AuditPage = Page[AuditRecord]
 
 
 def _record(row: AuditEntry) -> AuditRecord:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
-import math
 import time
 import uuid
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from strongbox.services.errors import (
 )
 from strongbox.services.filters import check_applicable, has_any
 from strongbox.services.notifications import check_backup_notification
+from strongbox.services.pagination import Page
 from strongbox.services.principal import Principal
 from strongbox.services.sources import SourceService
 from strongbox.services.storage import RepositoryProvider, exclusive_bytes
@@ -194,16 +194,8 @@ class BackupQuery:
 
 
 @dataclass
-class BackupPage:
-    items: list[BackupView]
-    total_items: int
-    page: int
-    size: int
+class BackupPage(Page[BackupView]):
     summary: dict[str, Any]
-
-    @property
-    def total_pages(self) -> int:
-        return math.ceil(self.total_items / self.size) if self.total_items else 0
 
 
 @dataclass

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import math
 import os
 import time
 import uuid
@@ -51,6 +50,7 @@ from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
 from strongbox.services.backups import BackupService, NewBackup, parse_uuid
 from strongbox.services.errors import FieldError, JobNotFound, ValidationFailed
+from strongbox.services.pagination import Page
 from strongbox.services.principal import Principal
 from strongbox.services.sources import SourceService, SourceSpec, SourceView
 from strongbox.services.storage import RepositoryProvider
@@ -141,16 +141,7 @@ class SnapshotView:
         return self.status == "active"
 
 
-@dataclass
-class SnapshotPage:
-    items: list[SnapshotView]
-    total_items: int
-    page: int
-    size: int
-
-    @property
-    def total_pages(self) -> int:
-        return math.ceil(self.total_items / self.size) if self.total_items else 0
+SnapshotPage = Page[SnapshotView]
 
 
 @dataclass

@@ -14,7 +14,6 @@ Every "now" comes from an injectable clock, so tests control time.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from strongbox.catalog.models import Backup, DrTest, Schedule, ScheduleRun
 from strongbox.catalog.types import utcnow
 from strongbox.errors import NotFound
 from strongbox.services.backups import THROUGHPUT, parse_uuid
+from strongbox.services.pagination import Page
 from strongbox.services.sources import SourceService, SourceView
 
 Clock = Callable[[], datetime]
@@ -108,16 +108,7 @@ def _restorable() -> list[Any]:
             Backup.snapshot_id.is_not(None)]
 
 
-@dataclass
-class RecoveryPointPage:
-    items: list[RecoveryPoint]
-    total_items: int
-    page: int
-    size: int
-
-    @property
-    def total_pages(self) -> int:
-        return math.ceil(self.total_items / self.size) if self.total_items else 0
+RecoveryPointPage = Page[RecoveryPoint]
 
 
 # --- RPO -----------------------------------------------------------------------------------
@@ -238,16 +229,7 @@ def dr_test_view(row: DrTest) -> DrTestView:
                       dict(row.results or {}))
 
 
-@dataclass
-class DrTestPage:
-    items: list[DrTestView]
-    total_items: int
-    page: int
-    size: int
-
-    @property
-    def total_pages(self) -> int:
-        return math.ceil(self.total_items / self.size) if self.total_items else 0
+DrTestPage = Page[DrTestView]
 
 
 @dataclass

@@ -30,7 +30,6 @@ delivery rows and sends them, so a job never waits for a receiver.
 from __future__ import annotations
 
 import logging
-import math
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
@@ -60,6 +59,7 @@ from strongbox.services.delivery_worker import (
 )
 from strongbox.services.email_sender import EmailSender, SmtpConfig
 from strongbox.services.errors import FieldError, ValidationFailed
+from strongbox.services.pagination import Page
 from strongbox.services.secret_box import SecretBox
 from strongbox.services.webhook_delivery import WebhookSender
 from strongbox.settings import Settings
@@ -128,16 +128,7 @@ class WebhookSpec:
     rotate_secret: bool = False
 
 
-@dataclass
-class DeliveryPage:
-    items: list[DeliveryView]
-    total_items: int
-    page: int
-    size: int
-
-    @property
-    def total_pages(self) -> int:
-        return max(1, math.ceil(self.total_items / self.size))
+DeliveryPage = Page[DeliveryView]
 
 
 def iso(moment: datetime) -> str:

@@ -19,7 +19,6 @@ its reasons.
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from strongbox.services.disaster_recovery import (
     human_duration,
 )
 from strongbox.services.errors import FieldError, ValidationFailed
+from strongbox.services.pagination import Page
 from strongbox.services.principal import Principal
 from strongbox.services.schedules import (
     POLICY,
@@ -97,16 +97,7 @@ class SourcePolicy:
         return AT_RISK if self.reasons else COMPLIANT
 
 
-@dataclass
-class PolicyPage:
-    items: list[SourcePolicy]
-    total_items: int
-    page: int
-    size: int
-
-    @property
-    def total_pages(self) -> int:
-        return math.ceil(self.total_items / self.size) if self.total_items else 0
+PolicyPage = Page[SourcePolicy]
 
 
 @dataclass(frozen=True)

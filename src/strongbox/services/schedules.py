@@ -19,12 +19,11 @@ way: only that service (passing ``owner=POLICY``) changes or deletes them.
 from __future__ import annotations
 
 import builtins
-import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -36,6 +35,7 @@ from strongbox.errors import NotFound, StrongboxError
 from strongbox.services.clock import Clock, SystemClock
 from strongbox.services.errors import FieldError, SourceNotFound, ValidationFailed
 from strongbox.services.filters import check_applicable, has_any
+from strongbox.services.pagination import Page
 from strongbox.services.principal import Principal
 from strongbox.services.schedule_times import (
     CronTimes,
@@ -147,19 +147,6 @@ def _run_view(row: ScheduleRun) -> ScheduleRunView:
                            row.error)
 
 
-T = TypeVar("T")
-
-
-@dataclass
-class Page(Generic[T]):
-    items: list[T]
-    total_items: int
-    page: int
-    size: int
-
-    @property
-    def total_pages(self) -> int:
-        return math.ceil(self.total_items / self.size) if self.total_items else 0
 
 
 @dataclass(frozen=True)
