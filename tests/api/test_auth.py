@@ -81,6 +81,13 @@ REQUIRED_ROLE = {
     ("POST", "/api/v1/schedules/{schedule_id}/toggle"): "operator",
     ("POST", "/api/v1/schedules/{schedule_id}/run"): "operator",
     ("GET", "/api/v1/schedules/{schedule_id}/runs"): "viewer",
+    ("GET", "/api/v1/policies"): "viewer",
+    ("GET", "/api/v1/policies/{source_id}"): "viewer",
+    ("PUT", "/api/v1/policies/{source_id}"): "admin",
+    ("DELETE", "/api/v1/policies/{source_id}"): "admin",
+    ("GET", "/api/v1/jobs"): "viewer",
+    ("GET", "/api/v1/jobs/{job_id}"): "viewer",
+    ("POST", "/api/v1/jobs/{job_id}/cancel"): "operator",
 }
 WEAKER = {"viewer": [], "operator": ["viewer"], "admin": ["viewer", "operator"],
           "viewer+admin": ["viewer", "operator"]}
@@ -108,6 +115,7 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/schedules/{schedule_id}"): {"name": "auth walk put", "cron": "0 0 1 1 *",
                                                  "enabled": False},
     ("PATCH", "/api/v1/schedules/{schedule_id}"): {"description": "auth walk"},
+    ("PUT", "/api/v1/policies/{source_id}"): {"backup": {"cron": "0 0 1 1 *"}},
 }
 
 

@@ -21,8 +21,10 @@ from strongbox.api.routers import archive as archive_routes
 from strongbox.api.routers import audit as audit_routes
 from strongbox.api.routers import backups as backup_routes
 from strongbox.api.routers import cleanup as cleanup_routes
+from strongbox.api.routers import jobs as job_routes
 from strongbox.api.routers import metrics as metrics_routes
 from strongbox.api.routers import notifications as notification_routes
+from strongbox.api.routers import policies as policy_routes
 from strongbox.api.routers import recovery as recovery_routes
 from strongbox.api.routers import restore as restore_routes
 from strongbox.api.routers import schedules as schedule_routes
@@ -88,7 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (backup_routes, restore_routes, source_routes, settings_routes, audit_routes,
                    ws_routes, archive_routes, verification_routes, status_routes,
                    statistics_routes, snapshot_routes, metrics_routes, recovery_routes,
-                   cleanup_routes, notification_routes, schedule_routes):
+                   cleanup_routes, notification_routes, schedule_routes, policy_routes,
+                   job_routes):
         app.include_router(module.router)
     _document_400_not_422(app)
     return app

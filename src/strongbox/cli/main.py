@@ -8,7 +8,9 @@ from strongbox import __version__
 from strongbox.cli import cleanup as cleanup_cli
 from strongbox.cli import db, repo, serve, verify
 from strongbox.cli import dr as dr_cli
+from strongbox.cli import jobs as jobs_cli
 from strongbox.cli import notifications as notifications_cli
+from strongbox.cli import policies as policies_cli
 from strongbox.cli import schedules as schedules_cli
 from strongbox.cli import snapshots as snapshots_cli
 from strongbox.cli import status as status_cli
@@ -26,6 +28,8 @@ app.add_typer(status_cli.app, name="status")
 app.add_typer(dr_cli.app, name="dr")
 app.add_typer(notifications_cli.app, name="notifications")
 app.add_typer(schedules_cli.app, name="schedules")
+app.add_typer(policies_cli.app, name="policies")
+app.add_typer(jobs_cli.app, name="jobs")
 app.command(name="verify")(verify.verify)
 
 

@@ -25,6 +25,8 @@ from strongbox.services.config_snapshots import ConfigSnapshotService, SnapshotR
 from strongbox.services.demo import DemoSetup, set_up_demo
 from strongbox.services.keys import KeyService
 from strongbox.services.notifications import NotificationService, build_notifications
+from strongbox.services.operations import OperationsService
+from strongbox.services.policies import PolicyService
 from strongbox.services.recovery_setup import DisasterRecovery, build_disaster_recovery
 from strongbox.services.restore import RestoreService
 from strongbox.services.restore_job import RestoreJobHandler
@@ -38,6 +40,7 @@ from strongbox.services.statistics import OverviewStatistics, StatisticsService
 from strongbox.services.status import StatusService, Thresholds
 from strongbox.services.storage import RepositoryProvider
 from strongbox.services.verification import VerificationService, VerifyJobHandler
+from strongbox.services.verify_after_backup import VerifyAfterBackup
 from strongbox.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,13 +79,18 @@ class Services:
     notifications: NotificationService
     schedules: ScheduleService
     scheduler: Scheduler
+    policies: PolicyService = field(init=False)  # over schedules, DR and cleanup
+    verify_after_backup: VerifyAfterBackup = field(init=False)  # needs verification
+    operations: OperationsService = field(init=False)  # every job kind: list, cancel
 
     def start(self, *, demo: bool | None = None) -> StartReport:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.catalog.migrate()
         self.storage.ensure()
         self.notifications.start(self.bus)  # before jobs run: hears every start
+        self.verify_after_backup.start(self.bus)
         report = StartReport(interrupted=self.executor.start())
+        self.verify_after_backup.catch_up()  # after interrupted jobs were failed
         for job in report.interrupted:
             log.warning("job %s (%s) was interrupted by a restart and is marked failed",
                         job.id, job.kind)
@@ -96,6 +104,7 @@ class Services:
 
     def stop(self) -> None:
         self.scheduler.stop()  # first: it would start jobs
+        self.verify_after_backup.stop()  # so would this; catch_up() at the next start
         self.executor.shutdown(wait=True)
         self.notifications.stop()  # after the jobs: their last events are queued
         self.catalog.dispose()
@@ -154,5 +163,9 @@ def build_services(settings: Settings) -> Services:
         restore_preview=RestorePreviewService(storage, sources, backups, restores),
         verification=VerificationService(catalog, store, executor, backups, sources))
     services.scheduler.actions.update(scheduler_actions(services))
+    services.verify_after_backup = VerifyAfterBackup(catalog, store, services.verification)
     services.scheduler.after_run = retention_after_run(services.cleanup)
+    services.policies = PolicyService(schedules, sources, disaster_recovery.plans, cleanup)
+    services.operations = OperationsService(
+        catalog, store, executor, runner, cancel_wait_seconds=settings.delete_wait_seconds)
     return services
