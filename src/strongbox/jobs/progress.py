@@ -110,5 +110,9 @@ class JobProgress(Progress):
             self._store.save_progress(self.job_id, doc)
             self._bus.publish(JobEvent(PROGRESS, self.job_id, self.kind,
                                        backup_id=self.backup_id, progress=doc))
+            # A cancel asked through the catalog (another process, or a job this executor
+            # does not hold) reaches the work here; the executor's own cancel is immediate.
+            if not self.cancelled and self._store.cancel_requested(self.job_id):
+                self.cancel()
         finally:
             self._flush_lock.release()
