@@ -8,6 +8,8 @@ real thread pool against a real encrypted repository.
 from __future__ import annotations
 
 import os
+import socket
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -17,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
 from strongbox.api.app import create_app
+from strongbox.cli.main import app as cli_app
 from strongbox.services.container import Services
 from strongbox.settings import Settings
 
@@ -116,3 +121,57 @@ def running_server(data_dir: Path, **overrides: Any) -> Iterator[Server]:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with running_server(tmp_path_factory.mktemp("server")) as started:
         yield started
+
+
+# --- a real HTTP server on a loopback port (for the CLI and WebSocket clients) -------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(app: FastAPI, *, lifespan: str = "on") -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL.
+    ``lifespan="off"`` serves an app whose services a TestClient already started."""
+    port = free_port()
+    web = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                        lifespan=lifespan))  # type: ignore[arg-type]
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not web.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        web.should_exit = True
+        thread.join(timeout=30)
+
+
+@dataclass
+class Live:
+    """A server reachable over real HTTP: its URL, the demo admin key, the app."""
+
+    url: str
+    key: str
+    app: FastAPI
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+    def run(self, *args: str) -> Any:
+        """Run ``strongbox *args`` against this server."""
+        return CliRunner().invoke(cli_app, [*args, "--server", self.url, "--api-key", self.key])
+
+
+@contextmanager
+def live_server(data_dir: Path, **overrides: Any) -> Iterator[Live]:
+    app = create_app(settings_for(data_dir, **overrides))
+    with serving(app) as url:
+        yield Live(url, app.state.start_report.demo.token, app)

@@ -5,55 +5,24 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
-from strongbox.api.app import create_app
 from strongbox.cli.main import app as cli
 from strongbox.services.backups import NewBackup
-from strongbox.services.container import Services
 from strongbox.services.principal import Principal, Role
 from strongbox.services.sources import SourceSpec
-from tests.api.conftest import settings_for
-
-
-class Live:
-    def __init__(self, url: str, key: str, services: Services) -> None:
-        self.url, self.key, self.services = url, key, services
-
-    def run(self, *args: str) -> Any:
-        return CliRunner().invoke(cli, [*args, "--server", self.url, "--api-key", self.key])
+from tests.api.conftest import Live, live_server
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    data_dir = tmp_path_factory.mktemp("cleanup-cli")
-    app = create_app(settings_for(data_dir))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.05)
-    try:
-        yield Live(f"http://127.0.0.1:{port}", app.state.start_report.demo.token,
-                   app.state.services)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with live_server(tmp_path_factory.mktemp("cleanup-cli")) as started:
+        yield started
 
 
 def backup(live: Live, source_id: str, root: Path) -> str:

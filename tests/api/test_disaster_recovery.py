@@ -3,9 +3,7 @@ DR tests over the demo sources, recovery preview and initiate, and ``strongbox d
 
 from __future__ import annotations
 
-import socket
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,10 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
-from strongbox.api.app import create_app
 from strongbox.catalog.models import Backup, DrTest, Schedule, ScheduleRun, Source
 from strongbox.cli.main import app as cli_app
 from strongbox.services.disaster_recovery import (
@@ -26,7 +22,7 @@ from strongbox.services.disaster_recovery import (
     schedule_interval,
 )
 from strongbox.services.sources import SourceView
-from tests.api.conftest import Server, running_server, settings_for
+from tests.api.conftest import Server, live_server, running_server
 from tests.api.test_backups_contract import assert_error
 
 BASE = "/api/v1/recovery"
@@ -502,30 +498,11 @@ def test_initiate_recovers_a_file_tree(dr: Server) -> None:
 # --- CLI ---------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, str, Any]]:
     """A uvicorn server on a loopback port: (URL, admin key, app)."""
-    app = create_app(settings_for(tmp_path / "live"))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}", app.state.start_report.demo.token, app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with live_server(tmp_path / "live") as started:
+        yield started.url, started.key, started.app
 
 
 def test_cli_plan_test_points_preview_recover(live: tuple[str, str, Any]) -> None:

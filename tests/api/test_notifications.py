@@ -7,18 +7,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from aiosmtpd.controller import Controller
 from typer.testing import CliRunner
 
 from strongbox.cli.main import app as cli_app
-from tests.api.conftest import Server, running_server
+from tests.api.conftest import Server, running_server, serving
 from tests.api.test_backups_contract import assert_error
 from tests.test_notifications import Mailbox, Receiver, free_port, wait_until
 
@@ -321,15 +319,8 @@ def test_the_delivery_log_pages_and_filters(server: Server,
 @pytest.fixture(scope="module")
 def live_url(server: Server) -> Iterator[str]:
     """The same app served by uvicorn on a loopback port (its services are already up)."""
-    port = free_port()
-    web = uvicorn.Server(uvicorn.Config(server.app, host="127.0.0.1", port=port,
-                                        lifespan="off", log_level="warning"))
-    thread = threading.Thread(target=web.run, daemon=True)
-    thread.start()
-    wait_until(lambda: web.started)
-    yield f"http://127.0.0.1:{port}"
-    web.should_exit = True
-    thread.join(10)
+    with serving(server.app, lifespan="off") as url:
+        yield url
 
 
 def cli(live_url: str, key: str, *args: str) -> tuple[int, str]:

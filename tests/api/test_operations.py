@@ -11,7 +11,6 @@ slow backup would.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,11 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from typer.testing import CliRunner
 
-from strongbox.api.app import create_app
-from strongbox.cli.main import app as cli
 from strongbox.jobs.progress import JobProgress
 from strongbox.jobs.runner import JobHandler
 from strongbox.jobs.store import JobView
@@ -31,7 +26,13 @@ from strongbox.repository.checker import check_repository
 from strongbox.services import backup_job
 from strongbox.services.container import Services
 from strongbox.services.restore_job import RestoreProgress
-from tests.api.conftest import TENANT, Server, running_server, settings_for
+from tests.api.conftest import (
+    TENANT,
+    Live,
+    Server,
+    live_server,
+    running_server,
+)
 from tests.api.test_backups_contract import assert_error
 from tests.api.test_restore import demo_db, start_restore, state, wait_for_restore
 
@@ -373,35 +374,10 @@ def test_viewers_cannot_cancel(server: Server) -> None:
 # --- CLI -----------------------------------------------------------------------------------
 
 
-class Live:
-    def __init__(self, url: str, key: str, services: Services) -> None:
-        self.url, self.key, self.services = url, key, services
-
-    def run(self, *args: str) -> Any:
-        return CliRunner().invoke(cli, [*args, "--server", self.url, "--api-key", self.key])
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    data_dir = tmp_path_factory.mktemp("jobs-cli")
-    app = create_app(settings_for(data_dir))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.05)
-    try:
-        yield Live(f"http://127.0.0.1:{port}", app.state.start_report.demo.token,
-                   app.state.services)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with live_server(tmp_path_factory.mktemp("jobs-cli")) as started:
+        yield started
 
 
 def test_cli_lists_shows_watches_and_cancels(live: Live, tmp_path: Path) -> None:

@@ -4,8 +4,6 @@ backups made by the server's own scheduler thread on a controlled clock."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,13 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
-from strongbox.api.app import create_app
 from strongbox.cli.main import app as cli_app
 from strongbox.services.clock import ManualClock
-from tests.api.conftest import Server, running_server, settings_for
+from tests.api.conftest import Server, live_server, running_server
 from tests.api.test_backups_contract import assert_error
 
 BASE = "/api/v1/schedules"
@@ -317,20 +313,8 @@ def _settled(server: Server, schedule_id: str) -> dict[str, Any] | None:
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A real HTTP server on a loopback port: (URL, admin key)."""
-    app = create_app(settings_for(tmp_path / "live", scheduler_enabled=True))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    eventually(lambda: server.started, timeout=30)
-    try:
-        yield f"http://127.0.0.1:{port}", app.state.start_report.demo.token
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with live_server(tmp_path / "live", scheduler_enabled=True) as started:
+        yield started.url, started.key
 
 
 def test_cli_create_list_toggle_run_delete(live: tuple[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""``strongbox cleanup ...`` and ``strongbox backups protect|unprotect``, over HTTP.
+"""``strongbox cleanup ...``, over HTTP.
 
 A cleanup is two steps on purpose: ``plan`` is a dry run that prints what would be deleted
 and why, with a plan id; ``execute PLAN_ID --yes`` deletes exactly that list and prunes.
@@ -23,8 +23,6 @@ BASE = "/api/v1/backups/cleanup"
 
 app = typer.Typer(help="Retention cleanup: plan (dry run) and execute; the retention policy.",
                   no_args_is_help=True)
-backups_app = typer.Typer(help="Backups on a running server: protect (pin) and unprotect.",
-                          no_args_is_help=True)
 
 
 def _count(flag: str, help_text: str) -> Any:
@@ -201,31 +199,3 @@ def policy(enable: bool | None = typer.Option(None, "--enable/--disable",
     else:
         out.print(f"{result['message']}: {', '.join(result['updated_fields']) or '-'}",
                   highlight=False)
-
-
-@backups_app.command("protect")
-def protect(backup_id: str = typer.Argument(...),
-            reason: str = typer.Option(..., "--reason", help="Why it must be kept."),
-            server: str = ServerOption, api_key: str = ApiKeyOption,
-            as_json: bool = JsonOption) -> None:
-    """Pin a backup: no retention rule, cleanup or plain delete removes it."""
-    client = ApiClient(server, api_key)
-    try:
-        result = client.post(f"/api/v1/backups/{backup_id}/protect", {"reason": reason})
-    finally:
-        client.close()
-    show(result, as_json, f"backup {result['_id']} protected: {result['protected_reason']}")
-
-
-@backups_app.command("unprotect")
-def unprotect(backup_id: str = typer.Argument(...),
-              reason: str | None = typer.Option(None, "--reason"),
-              server: str = ServerOption, api_key: str = ApiKeyOption,
-              as_json: bool = JsonOption) -> None:
-    """Lift a backup's protection (admin)."""
-    client = ApiClient(server, api_key)
-    try:
-        result = client.post(f"/api/v1/backups/{backup_id}/unprotect", {"reason": reason})
-    finally:
-        client.close()
-    show(result, as_json, f"backup {result['_id']} is no longer protected")

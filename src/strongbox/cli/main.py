@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from strongbox import __version__
+from strongbox.cli import backups as backups_cli
 from strongbox.cli import cleanup as cleanup_cli
 from strongbox.cli import db, repo, serve, verify
 from strongbox.cli import dr as dr_cli
@@ -19,7 +20,7 @@ app = typer.Typer(help="Strongbox: backup and recovery for application data.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
 app.add_typer(repo.app, name="repo")
 app.add_typer(cleanup_cli.app, name="cleanup")
-app.add_typer(cleanup_cli.backups_app, name="backups")
+app.add_typer(backups_cli.app, name="backups")
 app.add_typer(db.app, name="db")
 app.command()(serve.serve)
 app.add_typer(serve.keys_app, name="keys")
