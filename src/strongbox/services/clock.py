@@ -13,10 +13,12 @@ class Clock(Protocol):
     def now(self) -> datetime:
         """The current time, timezone-aware, in UTC."""
 
-    def wait(self, seconds: float, wake: threading.Event) -> bool:
-        """Block until ``seconds`` have passed on this clock or ``wake`` is set.
+    def wait_until(self, moment: datetime, wake: threading.Event) -> bool:
+        """Block until this clock reaches ``moment`` or ``wake`` is set.
 
-        Returns True when woken by ``wake`` (the caller clears it)."""
+        Returns True when woken by ``wake`` (the caller clears it). An absolute moment, not
+        a duration: time that passes between computing it and starting to wait is not
+        waited again."""
 
 
 class SystemClock:
@@ -25,14 +27,14 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    def wait(self, seconds: float, wake: threading.Event) -> bool:
-        return wake.wait(max(0.0, seconds))
+    def wait_until(self, moment: datetime, wake: threading.Event) -> bool:
+        return wake.wait(max(0.0, (moment - self.now()).total_seconds()))
 
 
 class ManualClock:
     """A clock that only moves when told to (tests).
 
-    ``wait`` returns once the clock has been advanced past its deadline or the wake event
+    ``wait_until`` returns once the clock has been advanced past its deadline or the wake event
     is set; it polls both every few milliseconds of real time, so a waiting thread reacts
     promptly to :meth:`advance` without anyone sleeping for long.
     """
@@ -62,11 +64,10 @@ class ManualClock:
             self._changed.notify_all()
             return self._now
 
-    def wait(self, seconds: float, wake: threading.Event) -> bool:
+    def wait_until(self, moment: datetime, wake: threading.Event) -> bool:
         with self._changed:
             self.waits += 1
-            deadline = self._now + timedelta(seconds=max(0.0, seconds))
-            while self._now < deadline:
+            while self._now < moment:
                 if wake.is_set():
                     return True
                 self._changed.wait(self.POLL_SECONDS)

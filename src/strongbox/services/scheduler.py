@@ -29,7 +29,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from strongbox.errors import StrongboxError
 from strongbox.jobs.events import EventBus, JobEvent
@@ -127,18 +127,20 @@ class Scheduler:
                 log.exception("scheduler pass failed")
             if self._stop.is_set():
                 break
-            self.clock.wait(self._pause(), self._wake)
+            self.clock.wait_until(self._wake_at(), self._wake)
             self._wake.clear()
 
-    def _pause(self) -> float:
-        pause = self.interval
+    def _wake_at(self) -> datetime:
+        """The next pass: the next due slot, or one interval from now, whichever is first."""
+        now = self.clock.now()
+        at = now + timedelta(seconds=self.interval)
         try:
             upcoming = self.schedules.next_due_at()
         except Exception:
-            return pause
+            return at
         if upcoming is not None:
-            pause = min(pause, (upcoming - self.clock.now()).total_seconds())
-        return max(pause, 0.001)
+            at = min(at, upcoming)
+        return max(at, now + timedelta(milliseconds=1))
 
     # --- one pass -----------------------------------------------------------------------
 
