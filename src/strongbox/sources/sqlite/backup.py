@@ -1,7 +1,9 @@
 """Record-aware backup of a SQLite database.
 
-A consistent copy is taken first with SQLite's online backup API (the application can
-keep writing; the copy is one point in time). From that copy the backup stores:
+The backup reads one point in time of the database while the application keeps writing
+(see consistent_view: a WAL database is read in place inside read transactions pinned to
+one commit; other databases through a private copy made with the online backup API). From
+that moment it stores:
 
 ``database.sqlite``  the page-level copy, for an exact full restore (chunked, so unchanged
                      pages deduplicate across backups); full backups only
@@ -17,22 +19,23 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from strongbox.errors import SourceError
 from strongbox.progress import NullProgress, Progress
 from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
 from strongbox.repository.tree import Node, Tree
-from strongbox.sources.sqlite.codec import IteratorReader, encode_rows, text_factory
+from strongbox.sources.sqlite.codec import IteratorReader, encode_batches, text_factory
 from strongbox.sources.sqlite.foreign_keys import (
     ForeignKey,
     ForeignKeyGraph,
@@ -50,6 +53,10 @@ from strongbox.sources.sqlite.selection import (
 )
 
 FORMAT = "strongbox-sqlite/1"
+# How long a backup waits for the application's write transaction to end before taking the
+# write lock for an instant (see _pinned_pair); past that it falls back to a private copy.
+WRITE_LOCK_WAIT = 5.0
+ROWS_PER_FETCH = 1000
 
 # Seed 000's BackupContents counters and the tables they count, where such tables exist.
 CONTENT_COUNTERS = {
@@ -86,6 +93,134 @@ class DatabaseFilters:
                 if v not in (None, {}, (), [])}
 
 
+@dataclass
+class SourceView:
+    """One point in time of the source database, as read by a backup.
+
+    ``conn`` serves every read for the row streams; ``page_copy`` (called at most once,
+    on the page thread) opens a file holding the page-level copy of the same moment.
+    """
+
+    conn: sqlite3.Connection
+    page_copy: Callable[[], BinaryIO]
+
+
+@contextlib.contextmanager
+def consistent_view(db_path: Path) -> Iterator[SourceView]:
+    """A consistent view of the database while the application keeps writing.
+
+    WAL databases are read in place: two read transactions that start while a write lock
+    is held see the same commit, one serving the row streams, the other feeding the online
+    backup API for the page copy (no private copy to make first, and the two run on both
+    cores). When the WAL is empty at that moment, the database file itself is the page
+    copy (see _frozen_file). Other databases, and sources this process may not lock for
+    writing, are read from a private copy as before (see consistent_copy).
+    """
+    if not db_path.is_file():
+        raise SourceError(f"{db_path}: no such SQLite database")
+    uri = db_path.absolute().as_uri()
+    with contextlib.ExitStack() as stack:
+        try:
+            pinned = _pinned_pair(db_path, uri, stack)
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise SourceError(f"{db_path}: cannot read as SQLite ({exc})") from exc
+        if pinned is None:
+            conn = stack.enter_context(consistent_copy(db_path))
+            copy_path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
+            yield SourceView(conn, lambda: open(copy_path, "rb"))  # noqa: SIM115
+            return
+        rows, pages, frozen = pinned
+        rows.text_factory = text_factory
+        if frozen is not None:
+            yield SourceView(rows, lambda: frozen)
+            return
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(
+            prefix="strongbox-sqlite-"))) / "pages.sqlite"
+        yield SourceView(rows, lambda: _backup_to_file(pages, scratch))
+
+
+def _connect_ro(uri: str) -> sqlite3.Connection:
+    # as_uri() percent-encodes the path: a raw "#", "?" or "%" in a file name would
+    # otherwise be read as URI syntax and open (even create) a different file.
+    return sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=30, isolation_level=None,
+                           check_same_thread=False)
+
+
+def _pinned_pair(db_path: Path, uri: str, stack: contextlib.ExitStack
+                 ) -> tuple[sqlite3.Connection, sqlite3.Connection, BinaryIO | None] | None:
+    """Two read connections pinned to the same commit, or None (use a private copy); and
+    the database file when it is the page copy of that commit (see _frozen_file).
+
+    In WAL mode a read transaction sees the last commit made before its first read and
+    keeps seeing it however long it lasts, without blocking writers. Both first reads
+    happen while a third connection holds the write lock (BEGIN IMMEDIATE), so no commit
+    can fall between them; the lock is released at once, before the long reads start.
+    """
+    # Opened before SQLite opens it, to be sure below that both are the same file.
+    db_file = stack.enter_context(open(db_path, "rb"))  # noqa: SIM115
+    rows = stack.enter_context(contextlib.closing(_connect_ro(uri)))
+    if rows.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        return None  # rollback journal: a long read would block the writers; copy instead
+    pages = stack.enter_context(contextlib.closing(_connect_ro(uri)))
+    try:
+        lock = sqlite3.connect(f"{uri}?mode=rw", uri=True, timeout=WRITE_LOCK_WAIT,
+                               isolation_level=None)
+    except sqlite3.OperationalError:
+        return None  # cannot open for writing (permissions): copy instead
+    with contextlib.closing(lock):
+        try:
+            lock.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return None  # read-only file or a writer holding on for too long
+        try:
+            for conn in (rows, pages):
+                conn.execute("BEGIN")
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            frozen = _frozen_file(db_path, db_file, pages)
+        finally:
+            lock.execute("ROLLBACK")
+    return rows, pages, frozen
+
+
+def _frozen_file(db_path: Path, db_file: BinaryIO, pinned: sqlite3.Connection
+                 ) -> BinaryIO | None:
+    """The database file, if it holds exactly the pinned commit and will not change.
+
+    Called while the write lock is held, after the read transactions began. An empty WAL
+    means no commit is waiting in it: the pinned commit is the database file as it is.
+    Readers that began on an empty WAL read the file directly and hold SQLite's
+    "read mark 0" lock, which a checkpoint must take exclusively before it writes into the
+    database file, and in WAL mode nothing else writes there; so the file stays as it is
+    until the read transactions end. Its size must be exactly the pinned page count.
+    """
+    wal = db_path.with_name(db_path.name + "-wal")
+    if wal.exists() and wal.stat().st_size:
+        return None
+    if os.fstat(db_file.fileno()).st_ino != db_path.stat().st_ino:
+        return None  # the path was replaced since it was opened
+    (page_count,) = pinned.execute("PRAGMA page_count").fetchone()
+    (page_size,) = pinned.execute("PRAGMA page_size").fetchone()
+    if os.fstat(db_file.fileno()).st_size != page_count * page_size:
+        return None
+    return db_file
+
+
+def _backup_to_file(source: sqlite3.Connection, target_path: Path) -> BinaryIO:
+    """The page copy of ``source``'s open read transaction: the backup API copies from a
+    read transaction that is already open instead of starting its own."""
+    target = sqlite3.connect(target_path)
+    with contextlib.closing(target):
+        _scratch_pragmas(target)
+        source.backup(target)
+    return open(target_path, "rb")  # closed by _store_page_copy
+
+
+def _scratch_pragmas(conn: sqlite3.Connection) -> None:
+    # A throwaway file: no journal to keep, nothing to fsync.
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+
+
 @contextlib.contextmanager
 def consistent_copy(db_path: Path) -> Iterator[sqlite3.Connection]:
     """A private, point-in-time copy of the database, made with the online backup API."""
@@ -94,12 +229,11 @@ def consistent_copy(db_path: Path) -> Iterator[sqlite3.Connection]:
     with tempfile.TemporaryDirectory(prefix="strongbox-sqlite-") as tmp:
         copy_path = Path(tmp) / "copy.sqlite"
         try:
-            # as_uri() percent-encodes the path: a raw "#", "?" or "%" in a file name would
-            # otherwise be read as URI syntax and open (even create) a different file.
             uri = f"{db_path.absolute().as_uri()}?mode=ro"
             source = sqlite3.connect(uri, uri=True, timeout=30)
             target = sqlite3.connect(copy_path)
             with contextlib.closing(source), contextlib.closing(target):
+                _scratch_pragmas(target)
                 source.backup(target)
         except sqlite3.DatabaseError as exc:
             raise SourceError(f"{db_path}: cannot read as SQLite ({exc})") from exc
@@ -159,24 +293,30 @@ def _table_wanted(table: str, filters: DatabaseFilters | None) -> bool:
 
 def _rows(conn: sqlite3.Connection, table: str, columns: list[str], key: tuple[str, ...],
           selected: set[Key] | None) -> Iterator[tuple[Any, ...]]:
+    """The table's rows one by one (live.py reads a live database this way)."""
+    for batch in _row_batches(conn, table, columns, key, selected):
+        yield from batch
+
+
+def _row_batches(conn: sqlite3.Connection, table: str, columns: list[str],
+                 key: tuple[str, ...], selected: set[Key] | None
+                 ) -> Iterator[list[tuple[Any, ...]]]:
+    """The table's rows in key order, in lists (fetched and later packed in C)."""
     cols = ", ".join(quote_identifier(c) for c in columns)
     order = ", ".join(quote_identifier(c) if c != "rowid" else "rowid" for c in key)
     key_pos = [columns.index(c) for c in key] if "rowid" not in key else None
+    # The rowid stays in the stream, first (see reader.TableInfo.has_rowid_key): it is
+    # the row's identity, and other rows may refer to it.
     select_cols = cols if key_pos is not None else f"rowid, {cols}"
     cursor = conn.execute(f"SELECT {select_cols} FROM {quote_identifier(table)} "
                           f"ORDER BY {order}")
-    if selected is None:
-        yield from cursor  # every row: no per-row key work
-        return
-    for row in cursor:
-        if key_pos is None:
-            # The rowid stays in the stream, first (see reader.TableInfo.has_rowid_key): it
-            # is the row's identity, and other rows may refer to it.
-            row_key: Key = (row[0],)
+    while batch := cursor.fetchmany(ROWS_PER_FETCH):
+        if selected is None:
+            yield batch  # every row: no per-row key work
+        elif key_pos is None:
+            yield [row for row in batch if (row[0],) in selected]
         else:
-            row_key = tuple(row[i] for i in key_pos)
-        if selected is None or row_key in selected:
-            yield row
+            yield [row for row in batch if tuple(row[i] for i in key_pos) in selected]
 
 
 def _stream_node(repo: Repository, name: str, data: bytes, progress: Progress) -> Node:
@@ -193,11 +333,11 @@ def backup_sqlite(repo: Repository, db_path: str | Path, *,
     filters = filters if filters is not None and not filters.is_empty() else None
     stats_before = dict(repo.stats)
     progress.start("copying database")
-    with consistent_copy(db_path) as conn, ThreadPoolExecutor(1) as page_thread:
-        # The page copy is chunked on a second thread while the tables stream: the two
-        # are independent reads of the same private copy, and both cores get used.
-        copy_path = Path(conn.execute("PRAGMA database_list").fetchone()[2])
-        pages = (page_thread.submit(_store_page_copy, repo, copy_path, progress)
+    with consistent_view(db_path) as view, ThreadPoolExecutor(1) as page_thread:
+        # The page copy is taken and chunked on a second thread while the tables stream:
+        # both read the same moment of the database, and both cores get used.
+        conn = view.conn
+        pages = (page_thread.submit(_store_page_copy, repo, view.page_copy, progress)
                  if filters is None else None)
         graph = ForeignKeyGraph.from_connection(conn, extra_links)
         selection = _select(conn, graph, filters) if filters else None
@@ -233,8 +373,9 @@ def backup_sqlite(repo: Repository, db_path: str | Path, *,
     return snap
 
 
-def _store_page_copy(repo: Repository, copy_path: Path, progress: Progress) -> Node:
-    with open(copy_path, "rb") as fh:
+def _store_page_copy(repo: Repository, page_copy: Callable[[], BinaryIO],
+                     progress: Progress) -> Node:
+    with page_copy() as fh:
         content, size = repo.save_stream(fh, progress)
     return Node(name="database.sqlite", type="file", mode=0o644, size=size, content=content)
 
@@ -264,8 +405,8 @@ def _store_rows(repo: Repository, conn: sqlite3.Connection, table: str, columns:
                 key: tuple[str, ...], chosen: set[Key] | None, counts: dict[str, int],
                 progress: Progress) -> tuple[list[str], int]:
     counter = [0]
-    rows = _rows(conn, table, columns, key, chosen)
-    content, size = repo.save_stream(IteratorReader(encode_rows(rows, counter)), progress)
+    batches = _row_batches(conn, table, columns, key, chosen)
+    content, size = repo.save_stream(IteratorReader(encode_batches(batches, counter)), progress)
     counts[table] = counter[0]
     return content, size
 
