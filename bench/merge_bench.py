@@ -176,15 +176,17 @@ def measure_merge(base: Path, repo_path: Path, db: Path, project_id: str) -> Mea
 
 
 def report(before: Subtree, counts: dict[str, int], outcome: Measurement,
-           merge: dict[str, object], problems: list[str]) -> None:
+           merge: dict[str, object], problems: list[str], *, heading: str = "",
+           step: str = "selective restore, rename, new ids") -> None:
+    """The figures and the verdict (postgres_merge_bench.py prints through this too)."""
     rows = 1 + before.sessions + before.messages
     rate = rows / outcome.wall_seconds if outcome.ok and outcome.wall_seconds else None
-    print(f"\ndatabase: {counts}; subtree of project {before.project_id}: 1 project, "
-          f"{before.sessions} sessions, {before.messages} messages = {rows} rows")
+    print(f"\n{heading}database: {counts}; subtree of project {before.project_id}: 1 "
+          f"project, {before.sessions} sessions, {before.messages} messages = {rows} rows")
     print(f"restore report: {json.dumps(merge)}\n")
     print(render_table(
         ["step", "time s", "rows/s", "cpu s", "peak RSS MiB", "check"],
-        [["selective restore, rename, new ids", fmt(outcome.wall_seconds), fmt(rate, 0),
+        [[step, fmt(outcome.wall_seconds), fmt(rate, 0),
           fmt(outcome.cpu_seconds), fmt(outcome.peak_rss_bytes / MIB, 1),
           "ok" if outcome.ok and not problems else "FAILED"]]))
     for problem in problems:

@@ -36,9 +36,9 @@ from typing import Any
 
 import psycopg
 
+import merge_bench
 from measure import Measurement, log_tail, run_measured
 from postgres_bench import load_into_postgres, running_server
-from sqlite_bench import fmt, render_table, verdict
 from strongbox.demo.app_database import generate
 from strongbox.repository.backend import LocalBackend
 from strongbox.repository.repository import Repository
@@ -177,23 +177,9 @@ def measure_merge(base: Path, server: Any, repo_path: Path, project_id: str) -> 
 
 def report(before: Subtree, counts: dict[str, int], outcome: Measurement,
            merge: dict[str, object], problems: list[str], server: Any) -> None:
-    rows = 1 + before.sessions + before.messages
-    rate = rows / outcome.wall_seconds if outcome.ok and outcome.wall_seconds else None
-    print(f"\nPostgreSQL {server.bin_dir.parent.name}; database: {counts}; subtree of "
-          f"project {before.project_id}: 1 project, {before.sessions} sessions, "
-          f"{before.messages} messages = {rows} rows")
-    print(f"restore report: {json.dumps(merge)}\n")
-    print(render_table(
-        ["step", "time s", "rows/s", "cpu s", "peak RSS MiB", "check"],
-        [["merge, rename, new ids", fmt(outcome.wall_seconds), fmt(rate, 0),
-          fmt(outcome.cpu_seconds), fmt(outcome.peak_rss_bytes / MIB, 1),
-          "ok" if outcome.ok and not problems else "FAILED"]]))
-    for problem in problems:
-        print(f"  problem: {problem}")
-    passed = outcome.ok and not problems and outcome.wall_seconds < TARGET_SECONDS
-    print("\n" + render_table(["target (strongbox)", "value", "verdict"], [
-        [f"{rows}-row subtree merged with remapped ids in < {TARGET_SECONDS:g} s",
-         f"{fmt(outcome.wall_seconds)} s", verdict(passed if outcome.ok else None)]]) + "\n")
+    merge_bench.report(before, counts, outcome, merge, problems,  # type: ignore[arg-type]
+                       heading=f"PostgreSQL {server.bin_dir.parent.name}; ",
+                       step="merge, rename, new ids")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
