@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import Message
@@ -140,9 +141,10 @@ def receiver() -> Iterator[Receiver]:
         yield started
 
 
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    mailbox = Mailbox()
+@contextmanager
+def smtp_server(mailbox: Mailbox | None = None) -> Iterator[tuple[Mailbox, int]]:
+    """A real SMTP server (aiosmtpd) on a free loopback port: (its mailbox, the port)."""
+    mailbox = mailbox or Mailbox()
     port = free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
@@ -150,6 +152,12 @@ def smtp() -> Iterator[tuple[Mailbox, int]]:
         yield mailbox, port
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    with smtp_server() as started:
+        yield started
 
 
 def wait_until(check: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -480,11 +488,7 @@ def test_a_failure_email_arrives(setup: Setup, smtp: tuple[Mailbox, int]) -> Non
 
 
 def test_smtp_answering_4xx_is_tried_again(setup: Setup) -> None:
-    mailbox = Mailbox(refuse=1)
-    port = free_port()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
+    with smtp_server(Mailbox(refuse=1)) as (mailbox, port):
         setup.smtp = smtp_config(port)
         setup.policy = RetryPolicy(3, 0.0, 0.0)
         setup.set_notifications(TENANT, {"enabled": True, "notify_on": ["failure"],
@@ -497,8 +501,6 @@ def test_smtp_answering_4xx_is_tried_again(setup: Setup) -> None:
                              and d)
         finally:
             service.stop()
-    finally:
-        controller.stop()
     assert row.attempts == 2 and [h["status_code"] for h in row.history] == [451, 250]
     assert len(mailbox.messages) == 1
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from strongbox.catalog.types import utcnow
 from strongbox.jobs.store import JobView
@@ -27,7 +26,7 @@ from strongbox.services.principal import Principal, Role
 from strongbox.services.retention_rules import BackupRecord, CleanupPolicy, plan_retention
 from tests.api.conftest import Server, running_server
 from tests.api.test_backups_contract import assert_error
-from tests.test_notifications import Mailbox, Receiver, free_port, wait_until
+from tests.test_notifications import Mailbox, Receiver, smtp_server, wait_until
 
 BACKUPS = "/api/v1/backups"
 CLEANUP = "/api/v1/backups/cleanup"
@@ -36,14 +35,8 @@ OWNER = "owner@example.test"
 
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
+    with smtp_server() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from typer.testing import CliRunner
 
 from strongbox.cli.main import app as cli_app
 from tests.api.conftest import Server, running_server, serving
 from tests.api.test_backups_contract import assert_error
-from tests.test_notifications import Mailbox, Receiver, free_port, wait_until
+from tests.test_notifications import Mailbox, Receiver, smtp_server, wait_until
 
 BASE = "/api/v1/notifications"
 RECIPIENT = "oncall@example.test"
@@ -26,14 +25,8 @@ RECIPIENT = "oncall@example.test"
 
 @pytest.fixture(scope="module")
 def mailbox() -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    port = free_port()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
+    with smtp_server() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
