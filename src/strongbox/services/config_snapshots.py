@@ -27,6 +27,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import stat
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -158,6 +160,14 @@ class StartedSnapshotRestore:
     components: list[SnapshotComponent]
 
 
+def missing_data(source: SourceView) -> str | None:
+    """The path of a file or SQLite source whose data is gone (else None)."""
+    path = source.config.get("path") if source.kind in ("files", "sqlite") else None
+    if isinstance(path, str) and not os.path.lexists(path):
+        return path
+    return None
+
+
 def snapshot_status(statuses: Sequence[str]) -> str:
     """One status for the group: ``active`` (restorable) when every backup completed."""
     for status in ("deleting", "corrupted", "failed", "in_progress"):
@@ -201,6 +211,7 @@ class ConfigSnapshotService:
         self.sources = sources
         # Folders a path capture must lie under (empty: anywhere but the root itself).
         self.allowed_paths = [Path(p).resolve() for p in allowed_paths]
+        self._restore_lock = threading.Lock()
 
     # --- create -----------------------------------------------------------------------------
 
@@ -325,15 +336,25 @@ class ConfigSnapshotService:
                                    "snapshot whose every backup completed can be restored")
         components = self._chosen(snapshot, spec.components)
         sources = [self.sources.get(tenant, c.source_id or "") for c in components]
+        with self._restore_lock:  # the check and the new job together: one at a time
+            return self._start_restore(principal, snapshot, components, sources, spec)
+
+    def _start_restore(self, principal: Principal, snapshot: SnapshotView,
+                       components: list[SnapshotComponent], sources: list[SourceView],
+                       spec: SnapshotRestoreSpec) -> StartedSnapshotRestore:
+        tenant = principal.tenant
         self._check_idle(tenant, [s.id for s in sources])
         pre_restore = None
-        if spec.create_backup:
+        # A folder or database that is gone has nothing to keep (and its backup would
+        # fail, blocking the very restore that brings it back).
+        present = [s for s in sources if missing_data(s) is None]
+        if spec.create_backup and present:
             note = f"state before restoring snapshot {snapshot.name!r}"
             if spec.reason:
                 note += f": {spec.reason}"
             pre_restore = self.create(principal, NewSnapshot(
                 name=f"pre-restore {snapshot.name}"[:100], description=note[:500],
-                tags=[PRE_RESTORE_TAG], sources=[s.id for s in sources]),
+                tags=[PRE_RESTORE_TAG], sources=[s.id for s in present]),
                 pre_restore_of=snapshot.id)
         params = {
             "snapshot_id": snapshot.id, "reason": spec.reason,
@@ -525,11 +546,22 @@ def remove_unheld(root: Path, held: set[str], path_filter: PathFilter) -> int:
         dirnames[:] = descend
         for name in filenames:
             rel = f"{rel_dir}/{name}"
-            if rel not in held and path_filter.includes_file(rel):
-                os.unlink(os.path.join(dirpath, name))
+            path = os.path.join(dirpath, name)
+            if rel not in held and path_filter.includes_file(rel) and _capturable(path):
+                os.unlink(path)
                 removed += 1
     for folder in reversed(new_folders):  # deepest first
         with contextlib.suppress(OSError):  # not empty: it holds what must stay
             os.rmdir(folder)
             removed += 1
     return removed
+
+
+def _capturable(path: str) -> bool:
+    """Files and links: what a snapshot holds when they exist at capture. Anything else
+    (FIFO, socket, device) is never captured, so its absence says nothing: it stays."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return False
+    return stat.S_ISREG(mode) or stat.S_ISLNK(mode)

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from strongbox.errors import InvalidRequest, SourceError, StrongboxError
+from strongbox.errors import InvalidRequest, SourceError, StrongboxError, UnsafePath
 from strongbox.progress import NullProgress, Progress
 from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
@@ -184,6 +184,13 @@ def normalise_path(text: str) -> str:
     return "/".join(parts)
 
 
+def check_suffix(suffix: str) -> None:
+    """The rename suffix becomes part of a file name: one name, nothing that is a path."""
+    if not suffix or any(c in suffix for c in "/\\\0"):
+        raise InvalidRequest(f"the name suffix {suffix!r} must be part of a file name: not "
+                             "empty, no '/', '\\' or NUL")
+
+
 def _under(rel: str, base: str) -> bool:
     return rel == base or rel.startswith(base + "/")
 
@@ -269,6 +276,7 @@ def _plan(repo: Repository, snapshot: Snapshot, spec: FileRestoreSpec,
     if spec.on_conflict not in RESOLUTIONS:
         raise InvalidRequest(f"on_conflict must be one of {', '.join(RESOLUTIONS)} for a "
                              "file tree")
+    check_suffix(spec.suffix)
     root = root_node(repo, snapshot)
     target = Path(spec.target)
     plan = FilePlan(spec.mode, spec.target, root.name, root_mode=root.mode,
@@ -278,6 +286,7 @@ def _plan(repo: Repository, snapshot: Snapshot, spec: FileRestoreSpec,
     taken: set[str] = set()  # destinations already planned (for rename numbering)
     moved: dict[str, str] = {}  # folder path -> where its content goes (renamed folder)
     dropped: set[str] = set()  # folders skipped: their content is skipped too
+    fresh: set[str] = set()  # folders the restore creates: their content is all new
     for rel, node in entries:
         progress.check_cancelled()
         parent = rel.rpartition("/")[0]
@@ -288,12 +297,19 @@ def _plan(repo: Repository, snapshot: Snapshot, spec: FileRestoreSpec,
             continue
         base = moved.get(parent, parent)
         dest = f"{base}/{node.name}" if base else node.name
-        action = _decide(repo, target, rel, dest, node, spec, taken)
+        if parent in fresh:
+            # Not looked up in the target: what is there now (a symlink being replaced,
+            # say) is not where this entry goes, and a lookup would follow the link.
+            action = _action(rel, node, "create", dest)
+        else:
+            action = _decide(repo, target, rel, dest, node, spec, taken)
         if node.type == "dir":
             if action.action == "skip":
                 dropped.add(rel)
             elif action.dest != rel:
                 moved[rel] = action.dest
+            if action.action in WRITES:
+                fresh.add(rel)
         taken.add(action.dest)
         plan.actions.append(action)
     if spec.mode == "full":
@@ -439,8 +455,10 @@ def restore_file_tree(repo: Repository, snapshot: Snapshot, spec: FileRestoreSpe
     target = Path(spec.target)
     created = _make_target(target)
     work = staging_dir(target, job_id)
+    owned = False  # a folder already at that name is not ours to undo or remove
     try:
         work.mkdir(mode=0o700)
+        owned = True
         (work / REPLACED).mkdir()
         progress.operation("restoring files")
         _stage(repo, snapshot, plan, work / STAGED, progress)
@@ -461,7 +479,8 @@ def restore_file_tree(repo: Repository, snapshot: Snapshot, spec: FileRestoreSpe
             journal.flush()
             os.fsync(journal.fileno())
     except BaseException as exc:
-        undo(work)
+        if owned:
+            undo(work)
         for folder in reversed(created):
             with contextlib.suppress(OSError):
                 folder.rmdir()
@@ -483,9 +502,18 @@ def _make_target(target: Path) -> list[Path]:
         folder = folder.parent
     if os.path.lexists(target) and not target.is_dir():
         raise InvalidRequest(f"{target} is not a directory")
-    for path in reversed(missing):
-        path.mkdir()
-    return list(reversed(missing))
+    done: list[Path] = []
+    try:
+        for path in reversed(missing):
+            path.mkdir()
+            done.append(path)
+    except OSError as exc:  # a parent that is a file, no permission: said, not a crash
+        for path in reversed(done):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise SourceError(f"cannot create the target {target}: {exc.strerror}",
+                          details={"target": str(target)}) from exc
+    return done
 
 
 def _stage(repo: Repository, snapshot: Snapshot, plan: FilePlan, staged: Path,
@@ -524,12 +552,23 @@ def _swap(plan: FilePlan, target: Path, work: Path, out: TextIO, progress: Progr
         _swap_whole(plan, target, work, staged, replaced, journal, progress)
         return
     new_dirs: list[tuple[Path, FileAction]] = []
+    real_target = os.path.realpath(target)
+    safe: set[Path] = set()  # folders found inside the target (no symlink on the way)
     for number, action in enumerate(plan.actions):
         if number % 100 == 0:
             progress.check_cancelled()
         if action.action not in WRITES:
             continue
         dest = target / action.dest
+        if dest.parent not in safe:
+            # Checked again now, not only when planning: staging takes time, and a folder
+            # replaced by a symlink meanwhile must not lead a move outside the target.
+            real = os.path.realpath(dest.parent)
+            if real != real_target and not real.startswith(real_target + os.sep):
+                raise UnsafePath(f"{action.dest}: its folder now leads outside the target "
+                                 "(a symlink appeared); the restore was undone",
+                                 details={"path": action.dest})
+            safe.add(dest.parent)
         if action.action == "overwrite":
             aside = replaced / str(number)
             journal.write(op="move", src=str(dest), dst=str(aside))
@@ -584,8 +623,26 @@ def undo(work: Path) -> bool:
                 entries.append(json.loads(line))
     if not any(e.get("op") == "commit" for e in entries):
         for entry in reversed(entries):
-            _undo_one(entry)
+            if _in_target(entry, work.parent):
+                _undo_one(entry)
     shutil.rmtree(work, ignore_errors=True)
+    return True
+
+
+def _in_target(entry: dict[str, Any], target: Path) -> bool:
+    """Whether every path of a journal entry lies in the target (its folder, through no
+    symlink): a swap records nothing else, so anything else is not carried out."""
+    real = os.path.realpath(target)
+    for key in ("src", "dst", "path"):
+        path = entry.get(key)
+        if path is None:
+            continue
+        if not isinstance(path, str):
+            return False
+        folder = os.path.realpath(os.path.dirname(os.path.normpath(path)))
+        if os.path.normpath(path) != os.path.normpath(target) and not (
+                folder == real or folder.startswith(real + os.sep)):
+            return False
     return True
 
 

@@ -26,6 +26,7 @@ from strongbox.errors import StrongboxError
 from strongbox.jobs.store import COMPLETED, FINAL, JobStore
 from strongbox.services import restore_job
 from strongbox.services.backups import BackupService, BackupView, NewBackup, parse_uuid
+from strongbox.services.config_snapshots import missing_data
 from strongbox.services.disaster_recovery import DisasterRecoveryService, size_estimate
 from strongbox.services.errors import FieldError, ValidationFailed
 from strongbox.services.principal import Principal
@@ -141,7 +142,12 @@ class RecoveryService:
                  source: SourceView, spec: NewRestore) -> StartedRecovery:
         warnings: list[str] = []
         pre_backup = pre_job = None
-        if request.create_pre_recovery_snapshot:
+        missing = missing_data(source)
+        if request.create_pre_recovery_snapshot and missing is not None:
+            # The disaster itself: a backup of nothing would fail and block the recovery.
+            warnings.append(f"no pre-recovery backup was taken: the source's data ({missing}) "
+                            "is missing, so there was nothing to keep")
+        elif request.create_pre_recovery_snapshot:
             pre_backup, pre_job = self._pre_recovery_backup(principal, source, backup,
                                                             request.reason)
         else:

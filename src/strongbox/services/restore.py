@@ -147,6 +147,13 @@ def duration_for(rows: int) -> float:
     return max(1.0, round(rows / ROWS_PER_SECOND, 1))
 
 
+def _nearest_existing(path: str) -> str:
+    """``path`` or its closest ancestor that exists."""
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
 def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -432,6 +439,11 @@ class RestoreService:
             errors.append(FieldError("options.on_conflict", "a full restore replaces the "
                                      "directory: use merge mode to keep existing files",
                                      "NOT_APPLICABLE", spec.on_conflict))
+        try:
+            file_restore.check_suffix(spec.name_suffix)
+        except StrongboxError as exc:
+            errors.append(FieldError("target.project_name_suffix", exc.message,
+                                     "INVALID_VALUE", spec.name_suffix))
         paths = []
         for number, path in enumerate(spec.paths):
             try:
@@ -466,13 +478,33 @@ class RestoreService:
                 "target.path", "the target is outside the allowed restore roots (the "
                 "source's directory, the server's restore area and STRONGBOX_RESTORE_ROOTS)",
                 "OUTSIDE_RESTORE_ROOTS", raw))
-        elif any(_inside(os.path.realpath(p), real) for p in self.protected):
-            errors.append(FieldError("target.path", "the target holds the server's own "
-                                     "data", "PROTECTED_PATH", raw))
+        elif self._protected(real, roots):
+            errors.append(FieldError("target.path", "the target holds (or lies in) the "
+                                     "server's own data", "PROTECTED_PATH", raw))
         elif os.path.lexists(real) and not os.path.isdir(real):
             errors.append(FieldError("target.path", "the target exists and is not a "
                                      "directory", "NOT_A_DIRECTORY", raw))
+        elif not os.path.isdir(_nearest_existing(real)):
+            errors.append(FieldError("target.path", "a folder on the way to the target is "
+                                     "a file", "NOT_A_DIRECTORY", raw))
         return real
+
+    def _protected(self, real: str, roots: list[str]) -> bool:
+        """Whether the target holds the server's data (catalog, repository, keys) or lies
+        in it -- unless it lies in a root set aside inside it (the restore area, a source
+        kept in the data directory)."""
+        location = getattr(self.storage, "location", None)
+        repository = [location.removeprefix("file://")] if isinstance(location, str) and \
+            "://" not in location.removeprefix("file://") else []
+        for path in [*self.protected, *repository]:  # the repository may lie elsewhere
+            guarded = os.path.realpath(path)
+            if _inside(guarded, real):
+                return True
+            if _inside(real, guarded) and not any(
+                    _inside(real, root) and _inside(root, guarded) and root != guarded
+                    for root in roots):
+                return True
+        return False
 
     def _validate_files(self, backup: BackupView, spec: file_restore.FileRestoreSpec
                         ) -> tuple[ValidationOutcome, int]:

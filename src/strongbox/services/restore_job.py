@@ -227,5 +227,6 @@ class RestoreJobHandler:
         own swap when it fails or is cancelled; one the server was killed in the middle
         of is undone here, from its journal, when the restart marks it interrupted."""
         target = job.params.get("target")
-        if job.params.get("kind") == "files" and isinstance(target, str):
+        if (job.params.get("kind") == "files" and isinstance(target, str)
+                and os.path.realpath(target) == target):  # never through a planted link
             file_restore.recover(target, job.id)
