@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from strongbox.catalog.database import Catalog
 from strongbox.catalog.models import Backup, CleanupPlan
@@ -41,7 +41,7 @@ from strongbox.errors import (
 )
 from strongbox.jobs.executor import JobExecutor
 from strongbox.jobs.progress import JobProgress
-from strongbox.jobs.store import JobStore, JobView
+from strongbox.jobs.store import INTERRUPTED, JobStore, JobView
 from strongbox.repository.lock import Lock
 from strongbox.repository.prune import prune as prune_repository
 from strongbox.repository.repository import Repository
@@ -64,6 +64,8 @@ STEPS = ("deleting backups", "pruning repository")
 PLAN_TTL = timedelta(hours=1)
 STALE_PLANS_KEPT = timedelta(days=1)  # unexecuted plans are dropped this long after expiry
 PRUNE_WAIT_SECONDS = 120.0
+DR_TEST_KIND = "dr_test"  # services/dr_test_job.py KIND (not imported: it imports much)
+DR_TEST_PLANNING = timedelta(minutes=1)  # a DR test picks its backups this soon after start
 TERMINAL = ("completed", "failed", "corrupted")
 
 
@@ -308,10 +310,31 @@ class CleanupService:
                 continue  # a cleanup names the backups it deletes, not ones it reads
             if job.backup_id:
                 used.add(job.backup_id)
+            if job.kind == DR_TEST_KIND and job.started_at is not None:
+                used.update(self._dr_test_targets(job.tenant, job.started_at))
             # Every string in the parameters: backup_id, parent_backup_id, backup_ids,
             # components[].backup_id... whatever shape a job kind uses.
             used.update(_strings(job.params or {}))
         return used
+
+    def _dr_test_targets(self, tenant: str, started_at: datetime) -> set[str]:
+        """What a running DR test restores: the newest completed backup of each source
+        when it started (services/dr_test_job.py picks them then and names none in its
+        parameters). Also the newest a little later, as it plans just after starting."""
+        targets: set[str] = set()
+        for since in (started_at, started_at + DR_TEST_PLANNING):
+            stmt = (select(Backup.id, Backup.source_id).where(
+                Backup.tenant == tenant, Backup.status == "completed",
+                Backup.deleted_at.is_(None),
+                func.coalesce(Backup.completed_at, Backup.created_at) <= since)
+                .order_by(Backup.created_at.desc(), Backup.id))
+            seen: set[str | None] = set()
+            with self.catalog.session() as session:
+                for backup_id, source_id in session.execute(stmt):
+                    if source_id not in seen:
+                        seen.add(source_id)
+                        targets.add(backup_id)
+        return targets
 
     def _bytes_to_free(self, snapshot_ids: set[str]) -> int:
         """Stored bytes only these snapshots reference: what a prune frees after they are
@@ -400,13 +423,14 @@ class CleanupService:
 
 
     def apply_schedule_retention(self, tenant: str, schedule_id: str,
-                                 retention: dict[str, Any], *, created_by: str = "scheduler"
-                                 ) -> StartedCleanup | None:
+                                 retention: dict[str, Any], *, created_by: str = "scheduler",
+                                 timezone: str = "UTC") -> StartedCleanup | None:
         """A schedule's own ``retention`` over the backups that schedule made, run after
         each successful run of it (plan, then execute; the plan is stored like any other).
         ``retention_days`` deletes what is older, ``retention_count`` keeps that many;
-        ``keep_*`` are the grandfather-father-son rules. None: nothing to delete."""
-        policy = schedule_policy(retention)
+        ``keep_*`` are the grandfather-father-son rules, on the calendar of ``timezone``
+        (the schedule's own). None: nothing to delete."""
+        policy = schedule_policy(retention, timezone=timezone)
         if policy is None or policy.is_empty:
             return None
         principal = Principal(created_by, created_by, tenant, Role.ADMIN)
@@ -418,13 +442,17 @@ class CleanupService:
         return self.execute(principal, plan.id, True)
 
 
-def schedule_policy(retention: dict[str, Any] | None) -> CleanupPolicy | None:
-    """A schedule's ``retention`` block (services/schedules.py RETENTION_KEYS) as a policy."""
+def schedule_policy(retention: dict[str, Any] | None, *, timezone: str = "UTC"
+                    ) -> CleanupPolicy | None:
+    """A schedule's ``retention`` block (services/schedules.py RETENTION_KEYS) as a policy;
+    its daily/weekly/... buckets follow ``timezone`` (the schedule's: a schedule at 23:00
+    in New York makes one backup per New York day, not per UTC day)."""
     if not retention:
         return None
     rules = {k: v for k, v in retention.items() if k.startswith("keep_") and v}
     return CleanupPolicy(**rules, max_age_days=retention.get("retention_days") or None,
-                         max_backups=retention.get("retention_count") or None)
+                         max_backups=retention.get("retention_count") or None,
+                         timezone=timezone)
 
 
 RULE_FIELDS = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly",
@@ -493,6 +521,9 @@ class CleanupJobHandler:
         self.backups = backups
         self.in_use = in_use
         self.prune_wait_seconds = prune_wait_seconds
+        # job id -> backups that job has claimed and not yet settled: what failed() may
+        # settle (another cleanup or a DELETE may hold claims on the same plan's backups).
+        self._claims: dict[str, set[str]] = {}
 
     def run(self, job: JobView, progress: JobProgress) -> dict[str, Any]:
         plan_id = job.params["plan_id"]
@@ -500,13 +531,14 @@ class CleanupJobHandler:
             row = session.get_one(CleanupPlan, plan_id)
             backup_ids = list(row.backup_ids)
         outcome = CleanupOutcome(repository_bytes_before=self.storage.used_bytes())
+        claims = self._claims.setdefault(job.id, set())
         progress.step("deleting backups")
         progress.start("deleting backups", items_total=len(backup_ids))
         repo = self.storage.open()
         with Lock(repo.backend, exclusive=False).acquire():
             for backup_id in backup_ids:
                 progress.check_cancelled()
-                self._delete_one(job.tenant, backup_id, repo, outcome)
+                self._delete_one(job.tenant, backup_id, repo, outcome, claims)
                 progress.advance(items=1)
         progress.step("pruning repository")
         outcome.prune = self._prune(progress)
@@ -522,23 +554,50 @@ class CleanupJobHandler:
                   "repository_bytes_after": outcome.repository_bytes_after,
                   "prune": outcome.prune}
         self._record(plan_id, result)
+        self._claims.pop(job.id, None)
         return result
 
     def _delete_one(self, tenant: str, backup_id: str, repo: Repository,
-                    outcome: CleanupOutcome) -> None:
+                    outcome: CleanupOutcome, claims: set[str]) -> None:
         claimed = self.backups.claim_for_cleanup(tenant, backup_id,
                                                  lambda b: b in self.in_use())
         if isinstance(claimed, str):
             outcome.skipped.append({"backup_id": backup_id, "reason": claimed})
             return
         backup, previous = claimed
+        claims.add(backup.id)
+        if previous == "completed" and not self._newer_completed_exists(backup):
+            # The plan counted on a newer backup that has since gone (deleted, found
+            # corrupted): this one is now the source's newest completed backup.
+            self.backups.release_claim(backup.id, previous)
+            claims.discard(backup.id)
+            outcome.skipped.append({"backup_id": backup_id, "reason": "now the newest "
+                                    "completed backup of its source (always kept)"})
+            return
         try:
             _forget(repo, backup)
         except Exception:
             self.backups.release_claim(backup.id, previous)
+            claims.discard(backup.id)
             raise
         self.backups.finish_deletion(backup.id)
+        claims.discard(backup.id)
         outcome.deleted_backup_ids.append(backup.id)
+
+    def _newer_completed_exists(self, backup: BackupView) -> bool:
+        """Whether the backup's source has a completed backup newer than it (the order
+        of retention_rules: created_at, then id). Checked after the claim, so two
+        cleanups racing over a source's last backups cannot both go ahead."""
+        same_source = (Backup.source_id.is_(None) if backup.source_id is None
+                       else Backup.source_id == backup.source_id)
+        with self.catalog.session() as session:
+            rows = session.scalars(select(Backup).where(
+                Backup.tenant == backup.tenant, same_source, Backup.status == "completed",
+                Backup.deleted_at.is_(None), Backup.id != backup.id,
+                Backup.created_at >= backup.created_at))
+            return any((row.created_at, row.id) > (backup.created_at, backup.id)
+                       and (row.options or {}).get("kind") != "config_snapshot"
+                       for row in rows)
 
     def _prune(self, progress: JobProgress) -> dict[str, Any]:
         """Prune under the exclusive lock, waiting a while for running backups to end."""
@@ -568,10 +627,15 @@ class CleanupJobHandler:
         if not plan_id:
             return
         self._record(plan_id, {"cleanup_plan_id": plan_id, "error": error})
+        mine = self._claims.pop(job.id, None)
+        if mine is None and error.get("code") != INTERRUPTED:
+            return  # it never ran here (cancelled while pending): it claimed nothing
         with self.catalog.session() as session:
             plan = session.get(CleanupPlan, plan_id)
-            claimed = [row for row in (session.get(Backup, b) for b in
-                                       (plan.backup_ids if plan else []))
+            # Ran here: exactly its own claims. Interrupted by a restart: its claims were
+            # not kept, but nothing else runs yet, so the plan's `deleting` rows are its.
+            ids = mine if mine is not None else (plan.backup_ids if plan else [])
+            claimed = [row for row in (session.get(Backup, b) for b in ids)
                        if row is not None and row.status == "deleting"
                        and row.deleted_at is None]
             if not claimed:

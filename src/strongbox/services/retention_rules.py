@@ -47,6 +47,9 @@ KEEP_RULES = ("keep_last", "keep_hourly", "keep_daily", "keep_weekly", "keep_mon
 RUNNING = ("pending", "in_progress", "deleting")
 BROKEN = ("failed", "corrupted")
 KEEP, DELETE = "keep", "delete"
+# Day spans beyond this (1000 years) mean the same as this: no backup is that old. The
+# settings take any day count >= 1, and a span past year 1 would overflow datetime.
+MAX_SPAN_DAYS = 365_000
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ def _decide_source(members: Sequence[BackupRecord], policy: CleanupPolicy,
     completed = [b for b in members if b.status == "completed" and not b.exempt]
     kept_by_rules = _keep_rule_reasons(completed, policy)
     newest = completed[0].id if completed else None
-    cutoff = now - timedelta(days=policy.max_age_days) if policy.max_age_days else None
+    cutoff = _days_before(now, policy.max_age_days) if policy.max_age_days else None
     decisions = []
     rank = 0
     for backup in members:
@@ -207,6 +210,15 @@ def _decide_source(members: Sequence[BackupRecord], policy: CleanupPolicy,
     return decisions
 
 
+def _days_before(now: datetime, days: int) -> datetime | None:
+    """``now`` minus ``days``; None when that is before the calendar begins (nothing is
+    older than that)."""
+    try:
+        return now - timedelta(days=min(days, MAX_SPAN_DAYS))
+    except OverflowError:
+        return None
+
+
 def _guard(backup: BackupRecord, newest: str | None) -> str | None:
     """The reason nothing may delete this backup, if there is one."""
     if backup.protected:
@@ -236,7 +248,7 @@ def _keep_rule_reasons(completed: Sequence[BackupRecord],
     zone = ZoneInfo(policy.timezone)
     rules = RetentionPolicy(
         **{name: getattr(policy, name) for name in KEEP_RULES},
-        keep_within=(timedelta(days=policy.keep_within_days)
+        keep_within=(timedelta(days=min(policy.keep_within_days, MAX_SPAN_DAYS))
                      if policy.keep_within_days else None))
     refs = [SnapshotRef(b.id, b.created_at.astimezone(zone)) for b in completed]
     return {d.snapshot.id: d.reasons for d in apply_policy(refs, rules)}

@@ -106,7 +106,7 @@ def retention_after_run(cleanup: CleanupService) -> AfterRun:
     def after(schedule: ScheduleView, status: str) -> None:
         if status == "completed" and schedule.action == "backup" and schedule.retention:
             cleanup.apply_schedule_retention(schedule.tenant, schedule.id, schedule.retention,
-                                             created_by=SCHEDULER)
+                                             created_by=SCHEDULER, timezone=schedule.timezone)
 
     return after
 
