@@ -444,3 +444,25 @@ def test_backups_leave_out_a_running_restores_staging_folder(
     restored = restore(server, {"backup_id": backup["backup_id"], "mode": "full"})
     assert restored["results"]["files"]["deleted"] == 0
     assert tree_state(root) == source["state"]
+
+
+def test_a_full_restore_leaves_what_the_source_never_backs_up(server: Server,
+                                                              tmp_path: Path) -> None:
+    root = tmp_path / "app"
+    root.mkdir()
+    make_tree(root)
+    (root / "cache").mkdir()
+    response = server.client.post("/api/v1/sources", headers=server.headers(), json={
+        "name": f"patterns {uuid.uuid4().hex[:8]}", "kind": "files", "path": str(root),
+        "exclude_patterns": ["cache", "*.tmp"]})
+    assert response.status_code == 201, response.text
+    backup = server.backup_and_wait({"name": "with patterns", "type": "full",
+                                     "source_id": response.json()["_id"]})
+    (root / "cache" / "thumbnail.png").write_bytes(b"regenerated")
+    (root / "docs" / "edit.tmp").write_text("an editor's swap file")
+    (root / "docs" / "new.txt").write_text("not in the backup")
+    done = restore(server, {"backup_id": backup["backup_id"], "mode": "full"})
+    assert done["results"]["files"]["deleted"] == 1  # new.txt only
+    assert not (root / "docs" / "new.txt").exists()
+    assert (root / "cache" / "thumbnail.png").read_bytes() == b"regenerated"
+    assert (root / "docs" / "edit.tmp").exists()

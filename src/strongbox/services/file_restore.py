@@ -70,6 +70,10 @@ class FileRestoreSpec:
     on_conflict: str = "skip"
     suffix: str = "_restored"
     dry_run: bool = False
+    # The source's own include/exclude patterns: what its backups never hold (caches, temp
+    # files), which a full restore therefore leaves in place instead of deleting.
+    source_include: tuple[str, ...] = ()
+    source_exclude: tuple[str, ...] = ()
 
 
 @dataclass
@@ -102,6 +106,7 @@ class FilePlan:
     missing: list[str] = field(default_factory=list)  # selected paths the backup lacks
     root_mode: int = 0
     root_mtime_ns: int = 0
+    never_held: PathFilter = field(default_factory=PathFilter)  # the source's own patterns
 
     def count(self, action: str, *, dirs: bool = False) -> int:
         return sum(1 for a in self.actions
@@ -280,7 +285,8 @@ def _plan(repo: Repository, snapshot: Snapshot, spec: FileRestoreSpec,
     root = root_node(repo, snapshot)
     target = Path(spec.target)
     plan = FilePlan(spec.mode, spec.target, root.name, root_mode=root.mode,
-                    root_mtime_ns=root.mtime_ns)
+                    root_mtime_ns=root.mtime_ns,
+                    never_held=PathFilter(spec.source_include, spec.source_exclude))
     selection = Selection(spec)
     entries = _selected_entries(repo, root, selection, plan)
     taken: set[str] = set()  # destinations already planned (for rename numbering)
@@ -373,7 +379,9 @@ def _decide(repo: Repository, target: Path, rel: str, dest: str, node: Node,
 
 
 def _plan_deletions(target: Path, kept: set[str], plan: FilePlan) -> None:
-    """Full mode: what the target holds that the backup does not (deepest first)."""
+    """Full mode: what the target holds that the backup does not (deepest first), except
+    what the source's patterns keep out of every backup (matched as the archiver does,
+    on ``<root folder>/<path>`` and the base name)."""
     if not target.is_dir():
         return
     found: list[FileAction] = []
@@ -388,6 +396,8 @@ def _plan_deletions(target: Path, kept: set[str], plan: FilePlan) -> None:
                 continue
             st = os.lstat(os.path.join(folder, name))
             kind = _kind_of(st)
+            if _never_held(plan, rel, kind):
+                continue  # never backed up: not the backup's to delete
             found.append(FileAction(rel, kind, "delete", st.st_size if kind == "file" else 0,
                                     rel, kind))
         dirs[:] = [d for d in dirs if prefix + d in kept]  # a deleted folder goes whole
@@ -590,6 +600,35 @@ def _swap(plan: FilePlan, target: Path, work: Path, out: TextIO, progress: Progr
         os.utime(path, ns=(action.mtime_ns, action.mtime_ns))
 
 
+def _never_held(plan: FilePlan, rel: str, kind: str) -> bool:
+    """True for what the source's patterns keep out of every backup (matched as the
+    archiver does: ``<root folder>/<path>`` and the base name)."""
+    archived_as = f"{plan.root}/{rel}"
+    return plan.never_held.excludes(archived_as) or (
+        kind != "dir" and not plan.never_held.includes_file(archived_as))
+
+
+def _keep_never_held(plan: FilePlan, target: Path, replaced: Path,
+                     journal: _Journal) -> None:
+    """Full mode, after the swap: what the source never backs up (caches, temp files)
+    moves back from the set-aside tree, into folders the restored tree still has."""
+    for folder, dirs, files in os.walk(replaced):
+        rel_folder = os.path.relpath(folder, replaced)
+        prefix = "" if rel_folder == "." else rel_folder.replace(os.sep, "/") + "/"
+        back: list[str] = []
+        for name in dirs + files:
+            kind = _kind_of(os.lstat(os.path.join(folder, name)))
+            if _never_held(plan, prefix + name, kind):
+                back.append(name)
+        dirs[:] = [d for d in dirs if d not in back]
+        for name in back:
+            dest = target / (prefix + name)
+            if not dest.parent.is_dir() or dest.parent.is_symlink() or os.path.lexists(dest):
+                continue  # its folder is gone from the restored tree, or the name is taken
+            journal.write(op="move", src=str(Path(folder) / name), dst=str(dest))
+            os.rename(Path(folder) / name, dest)
+
+
 def _swap_whole(plan: FilePlan, target: Path, work: Path, staged: Path, replaced: Path,
                 journal: _Journal, progress: Progress) -> None:
     """Full mode: everything the target holds moves aside, the staged tree moves in."""
@@ -606,6 +645,7 @@ def _swap_whole(plan: FilePlan, target: Path, work: Path, staged: Path, replaced
         progress.check_cancelled()
         journal.write(op="move", src=str(staged / name), dst=str(target / name))
         os.rename(staged / name, target / name)
+    _keep_never_held(plan, target, replaced, journal)
     progress.check_cancelled()
     os.chmod(target, stat.S_IMODE(plan.root_mode) or 0o755)
     os.utime(target, ns=(plan.root_mtime_ns, plan.root_mtime_ns))

@@ -395,6 +395,8 @@ class RestoreService:
                   "paths": list(file_spec.paths), "include": list(file_spec.include),
                   "exclude": list(file_spec.exclude), "on_conflict": file_spec.on_conflict,
                   "name_suffix": file_spec.suffix, "dry_run": file_spec.dry_run,
+                  "source_include": list(file_spec.source_include),
+                  "source_exclude": list(file_spec.source_exclude),
                   "maintain_ids": True}
         with self._lock:  # the check and the new row together
             self._check_not_running(source, file_spec.target)
@@ -458,7 +460,9 @@ class RestoreService:
             mode=spec.mode, target=target, paths=tuple(paths),
             include=tuple(spec.include_patterns), exclude=tuple(spec.exclude_patterns),
             on_conflict="overwrite" if spec.mode == "full" else on_conflict,
-            suffix=spec.name_suffix, dry_run=spec.dry_run)
+            suffix=spec.name_suffix, dry_run=spec.dry_run,
+            source_include=tuple(source.config.get("include_patterns") or ()),
+            source_exclude=tuple(source.config.get("exclude_patterns") or ()))
 
     def allowed_roots(self, source: SourceView) -> list[str]:
         return [os.path.realpath(p) for p in (source.config["path"], *self.restore_roots)]

@@ -181,7 +181,9 @@ class RestoreJobHandler:
             mode=params["mode"], target=target, paths=tuple(params.get("paths") or ()),
             include=tuple(params.get("include") or ()),
             exclude=tuple(params.get("exclude") or ()), on_conflict=params["on_conflict"],
-            suffix=params["name_suffix"], dry_run=bool(params.get("dry_run")))
+            suffix=params["name_suffix"], dry_run=bool(params.get("dry_run")),
+            source_include=tuple(params.get("source_include") or ()),
+            source_exclude=tuple(params.get("source_exclude") or ()))
         if isinstance(progress, RestoreProgress):
             progress.collections = ["files"]
         progress.step("restoring")
