@@ -7,16 +7,21 @@ complete (with ``--wait``).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import typer
 
-from strongbox.cli.client import ApiClient, ApiKeyOption, JsonOption, ServerOption, show
+from strongbox.cli.client import (
+    ApiClient,
+    ApiKeyOption,
+    JsonOption,
+    ServerOption,
+    poll,
+    show,
+)
 from strongbox.cli.console import out, print_json
 
 EXIT_NOT_COMPLETED = 4
-POLL_SECONDS = 0.5
 BASE = "/api/v1/backups"
 FINAL = ("completed", "failed")
 
@@ -92,12 +97,8 @@ def create(name: str = typer.Argument(..., help="Letters, digits, spaces, - and 
 
 
 def _follow(client: ApiClient, job_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status: dict[str, Any] = client.get(f"{BASE}/jobs/{job_id}")
-        if status["status"] in FINAL or time.monotonic() > deadline:
-            return status
-        time.sleep(POLL_SECONDS)
+    path = f"{BASE}/jobs/{job_id}"
+    return poll(client, path, timeout, done=FINAL) or client.get(path)
 
 
 @app.command("list")

@@ -9,16 +9,21 @@ unreachable; 4 the cleanup job did not complete.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import typer
 
-from strongbox.cli.client import ApiClient, ApiKeyOption, JsonOption, ServerOption, show
+from strongbox.cli.client import (
+    ApiClient,
+    ApiKeyOption,
+    JsonOption,
+    ServerOption,
+    poll,
+    show,
+)
 from strongbox.cli.console import out, print_json
 
 EXIT_NOT_COMPLETED = 4
-POLL_SECONDS = 0.5
 BASE = "/api/v1/backups/cleanup"
 
 app = typer.Typer(help="Retention cleanup: plan (dry run) and execute; the retention policy.",
@@ -136,15 +141,11 @@ def execute(plan_id: str = typer.Argument(..., help="The plan id `cleanup plan` 
 
 
 def _wait(client: ApiClient, job_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status: dict[str, Any] = client.get(f"{BASE}/jobs/{job_id}")
-        if status["status"] in ("completed", "failed"):
-            return status
-        if time.monotonic() > deadline:
-            out.print(f"still running after {timeout:.0f}s: job {job_id}", highlight=False)
-            raise typer.Exit(EXIT_NOT_COMPLETED)
-        time.sleep(POLL_SECONDS)
+    status = poll(client, f"{BASE}/jobs/{job_id}", timeout)
+    if status is None:
+        out.print(f"still running after {timeout:.0f}s: job {job_id}", highlight=False)
+        raise typer.Exit(EXIT_NOT_COMPLETED)
+    return status
 
 
 @app.command("show")

@@ -8,6 +8,8 @@ envelope) becomes one line on stderr and exit code 1; an unreachable server exit
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -87,3 +89,31 @@ def show(data: Any, as_json: bool, summary: str | None = None) -> None:
         print_json(data)
     else:
         out.print(summary, highlight=False)
+
+
+POLL_SECONDS = 0.5
+FINISHED = ("completed", "failed")
+
+
+def poll(client: ApiClient, path: str, timeout: float, *, done: tuple[str, ...] = FINISHED,
+         progress_of: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+         interval: float = POLL_SECONDS) -> dict[str, Any] | None:
+    """GET ``path`` until its ``status`` is one of ``done``; the last answer, or None when
+    ``timeout`` seconds passed first (the caller says so in its own words). With
+    ``progress_of``, each new "percentage  operation" line of the progress is printed."""
+    deadline = time.monotonic() + timeout
+    shown = ""
+    while True:
+        body: dict[str, Any] = client.get(path)
+        if body["status"] in done:
+            return body
+        if progress_of is not None:
+            progress = progress_of(body) or {}
+            line = (f"{progress.get('percentage', 0):5.1f}%  "
+                    f"{progress.get('current_operation', '')}")
+            if line != shown:
+                out.print(line, highlight=False)
+                shown = line
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(interval)

@@ -12,18 +12,23 @@ Exit codes: 0 done; 1 an API error (or a refused confirmation); 2 server unreach
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from strongbox.cli.client import ApiClient, ApiKeyOption, JsonOption, ServerOption, show
+from strongbox.cli.client import (
+    ApiClient,
+    ApiKeyOption,
+    JsonOption,
+    ServerOption,
+    poll,
+    show,
+)
 from strongbox.cli.console import err, out, print_json
 
 EXIT_TEST_FAILED = 3
 EXIT_JOB_FAILED = 4
-POLL_SECONDS = 0.5
 RECOVER_TIMEOUT = 3600.0  # the server waits for the pre-recovery backup within the request
 
 app = typer.Typer(help="Disaster recovery: plan, DR tests, recovery points, recovery.",
@@ -97,21 +102,13 @@ def run_test(wait: bool = typer.Option(False, "--wait", help="Wait for the resul
 
 
 def _follow_test(client: ApiClient, test_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    shown = ""
-    while True:
-        found: dict[str, Any] = client.get(f"/api/v1/recovery/tests/{test_id}")
-        if found["status"] not in ("pending", "in_progress"):
-            return found
-        progress = (found.get("job") or {}).get("progress") or {}
-        line = f"{progress.get('percentage', 0):5.1f}%  {progress.get('current_operation', '')}"
-        if line != shown:
-            out.print(line, highlight=False)
-            shown = line
-        if time.monotonic() > deadline:
-            err.print(f"DR test {test_id} still running after {timeout:.0f}s", highlight=False)
-            raise typer.Exit(EXIT_JOB_FAILED)
-        time.sleep(POLL_SECONDS)
+    found = poll(client, f"/api/v1/recovery/tests/{test_id}", timeout,
+                 done=("completed", "failed", "cancelled"),
+                 progress_of=lambda body: (body.get("job") or {}).get("progress"))
+    if found is None:
+        err.print(f"DR test {test_id} still running after {timeout:.0f}s", highlight=False)
+        raise typer.Exit(EXIT_JOB_FAILED)
+    return found
 
 
 def _report_test(result: dict[str, Any], as_json: bool) -> int:
@@ -255,13 +252,9 @@ def recover(backup_id: str = typer.Argument(..., help="The backup to recover fro
 
 
 def _follow_restore(client: ApiClient, job_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status: dict[str, Any] = client.get(f"/api/v1/restore/jobs/{job_id}")
-        if status["status"] in ("completed", "failed"):
-            return status
-        if time.monotonic() > deadline:
-            err.print(f"restore job {job_id} still running after {timeout:.0f}s",
-                      highlight=False)
-            raise typer.Exit(EXIT_JOB_FAILED)
-        time.sleep(POLL_SECONDS)
+    status = poll(client, f"/api/v1/restore/jobs/{job_id}", timeout)
+    if status is None:
+        err.print(f"restore job {job_id} still running after {timeout:.0f}s",
+                  highlight=False)
+        raise typer.Exit(EXIT_JOB_FAILED)
+    return status

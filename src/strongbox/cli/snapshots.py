@@ -6,16 +6,21 @@ snapshot or restore did not complete.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import typer
 
-from strongbox.cli.client import ApiClient, ApiKeyOption, JsonOption, ServerOption, show
+from strongbox.cli.client import (
+    ApiClient,
+    ApiKeyOption,
+    JsonOption,
+    ServerOption,
+    poll,
+    show,
+)
 from strongbox.cli.console import out, print_json
 
 EXIT_NOT_COMPLETED = 4
-POLL_SECONDS = 0.5
 BASE = "/api/v1/snapshots"
 
 app = typer.Typer(help="Configuration snapshots: quick, tagged captures of sources or server "
@@ -34,15 +39,11 @@ def _line(snapshot: dict[str, Any]) -> str:
 
 def _wait(client: ApiClient, path: str, done: tuple[str, ...], timeout: float
           ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        body: dict[str, Any] = client.get(path)
-        if body["status"] in done:
-            return body
-        if time.monotonic() > deadline:
-            out.print(f"still running after {timeout:.0f}s", highlight=False)
-            raise typer.Exit(EXIT_NOT_COMPLETED)
-        time.sleep(POLL_SECONDS)
+    body = poll(client, path, timeout, done=done)
+    if body is None:
+        out.print(f"still running after {timeout:.0f}s", highlight=False)
+        raise typer.Exit(EXIT_NOT_COMPLETED)
+    return body
 
 
 @app.command("create")

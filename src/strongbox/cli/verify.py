@@ -9,17 +9,22 @@ checked); 4 the job itself failed or was cancelled.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import typer
 
-from strongbox.cli.client import ApiClient, ApiKeyOption, JsonOption, ServerOption, show
+from strongbox.cli.client import (
+    ApiClient,
+    ApiKeyOption,
+    JsonOption,
+    ServerOption,
+    poll,
+    show,
+)
 from strongbox.cli.console import out, print_json
 
 EXIT_VERIFICATION_FAILED = 3
 EXIT_JOB_FAILED = 4
-POLL_SECONDS = 0.5
 
 
 def verify(
@@ -56,21 +61,12 @@ app.command()(verify)
 
 
 def _follow(client: ApiClient, job_id: str, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    shown = ""
-    while True:
-        status: dict[str, Any] = client.get(f"/api/v1/backups/verify/jobs/{job_id}")
-        if status["status"] in ("completed", "failed"):
-            return status
-        progress = status.get("progress") or {}
-        line = f"{progress.get('percentage', 0):5.1f}%  {progress.get('current_operation', '')}"
-        if line != shown:
-            out.print(line, highlight=False)
-            shown = line
-        if time.monotonic() > deadline:
-            out.print(f"still running after {timeout:.0f}s: job {job_id}", highlight=False)
-            raise typer.Exit(EXIT_JOB_FAILED)
-        time.sleep(POLL_SECONDS)
+    status = poll(client, f"/api/v1/backups/verify/jobs/{job_id}", timeout,
+                  progress_of=lambda body: body.get("progress"))
+    if status is None:
+        out.print(f"still running after {timeout:.0f}s: job {job_id}", highlight=False)
+        raise typer.Exit(EXIT_JOB_FAILED)
+    return status
 
 
 def _report(status: dict[str, Any], as_json: bool) -> int:
