@@ -160,7 +160,11 @@ class LocalBackend:
                 for entry in it:
                     if entry.name.startswith(".") or not entry.is_file():
                         continue
-                    yield ObjectInfo(f"{folder}/{entry.name}", entry.stat().st_size)
+                    try:
+                        size = entry.stat().st_size
+                    except FileNotFoundError:
+                        continue  # removed since the directory was read (a released lock)
+                    yield ObjectInfo(f"{folder}/{entry.name}", size)
 
     def delete(self, name: str) -> None:
         path = self._path(name)

@@ -16,8 +16,9 @@ import contextlib
 import json
 import secrets
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -109,6 +110,7 @@ class Repository:
         self._packers: dict[BlobType, PackWriter] = {}
         self._unsaved = IndexFile()
         self._tree_cache: OrderedDict[bytes, Tree] = OrderedDict()
+        self._pack_stores: deque[_PackStore] = deque()
         self.stats = {"blobs_new": 0, "bytes_new_raw": 0, "bytes_new_stored": 0}
 
     # --- creating and opening -----------------------------------------------------------
@@ -237,8 +239,29 @@ class Repository:
             if packer.size >= self.config.pack_size:
                 full = self._packers.pop(blob_type)
         if full is not None:
-            self._store_pack(full)
+            self._store_pack_behind(full)
         return blob_id, True
+
+    def _store_pack_behind(self, packer: PackWriter) -> None:
+        """Store a full pack on a thread of its own, so the caller goes on compressing
+        while the pack is written and fsynced; flush() waits for it (and raises its error).
+        At most MAX_PACKS_BEHIND packs wait at once, which bounds the memory they hold."""
+        store = _PackStore(self, packer)
+        with self._lock:
+            self._pack_stores.append(store)
+            waiting = len(self._pack_stores) > MAX_PACKS_BEHIND
+            oldest = self._pack_stores.popleft() if waiting else None
+        store.start()
+        if oldest is not None:
+            oldest.wait()
+
+    def _wait_for_packs(self) -> None:
+        while True:
+            with self._lock:
+                if not self._pack_stores:
+                    return
+                store = self._pack_stores.popleft()
+            store.wait()
 
     def _store_pack(self, packer: PackWriter) -> None:
         pack_id, data = packer.finish()
@@ -252,6 +275,7 @@ class Repository:
 
     def flush(self) -> None:
         """Store open packs and an index file for everything stored since the last flush."""
+        self._wait_for_packs()
         with self._lock:
             packers = list(self._packers.values())
             self._packers.clear()
@@ -284,8 +308,15 @@ class Repository:
             raise IntegrityError(f"{what}: content does not match its id")
         return data
 
-    def save_stream(self, reader: Any, progress: Any = None) -> tuple[list[str], int]:
-        """Chunk a readable binary stream into data blobs; return (blob ids, total bytes)."""
+    def save_stream(self, reader: Any, progress: Any = None,
+                    workers: int = 1) -> tuple[list[str], int]:
+        """Chunk a readable binary stream into data blobs; return (blob ids, total bytes).
+
+        ``workers`` above 1 compresses and seals that many chunks at once on other threads
+        (for one large stream such as a database's page copy); the ids stay in order.
+        """
+        if workers > 1:
+            return self._save_stream_parallel(reader, progress, workers)
         content: list[str] = []
         size = 0
         for chunk in self.chunker().cut_stream(reader):
@@ -295,6 +326,40 @@ class Repository:
             if progress is not None:
                 progress.check_cancelled()
                 progress.advance(nbytes=chunk.length)
+        return content, size
+
+    def _save_stream_parallel(self, reader: Any, progress: Any,
+                              workers: int) -> tuple[list[str], int]:
+        content: list[str] = []
+        size = 0
+        # At most two chunks per worker are in flight: memory stays a few chunks large.
+        in_flight: deque[tuple[Future[tuple[bytes, bool]], int]] = deque()
+
+        def collect_one() -> None:
+            nonlocal size
+            future, length = in_flight.popleft()
+            content.append(future.result()[0].hex())
+            size += length
+            if progress is not None:
+                progress.advance(nbytes=length)
+
+        with ThreadPoolExecutor(workers, thread_name_prefix="strongbox-blob") as pool:
+            try:
+                for chunk in self.chunker().cut_stream(reader):
+                    if progress is not None:
+                        progress.check_cancelled()
+                    # The chunker reuses its buffer for the next chunk: hand over a copy.
+                    data = bytes(chunk.data)
+                    in_flight.append((pool.submit(self.save_blob, BlobType.DATA, data),
+                                      chunk.length))
+                    while len(in_flight) >= 2 * workers:
+                        collect_one()
+                while in_flight:
+                    collect_one()
+            except BaseException:
+                for future, _ in in_flight:
+                    future.cancel()
+                raise
         return content, size
 
     def read_stream(self, content: list[str]) -> Iterator[bytes]:
@@ -403,6 +468,34 @@ class Repository:
             yield path, node
             if node.type == "dir" and node.subtree:
                 yield from self.iter_tree(node.subtree, path)
+
+
+# Full packs being written behind the backup (see Repository._store_pack_behind).
+MAX_PACKS_BEHIND = 2
+
+
+class _PackStore:
+    """One full pack being stored on its own thread; wait() raises what storing raised."""
+
+    def __init__(self, repo: Repository, packer: PackWriter) -> None:
+        self._repo = repo
+        self._packer = packer
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="strongbox-pack", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._repo._store_pack(self._packer)
+        except BaseException as exc:  # handed to whoever waits
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 def needs_passphrase(backend: Backend) -> bool:
