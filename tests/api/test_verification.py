@@ -242,6 +242,12 @@ def fresh(tmp_path: Path) -> Iterator[Server]:
 
 
 def test_flipped_bytes_in_a_pack_turn_verification_red_naming_the_table(fresh: Server) -> None:
+    # Row streams name the table they hold (a default full backup keeps its rows in the
+    # page copy only: see the test below).
+    response = fresh.client.patch(f"/api/v1/sources/{fresh.sources['sqlite']}",
+                                  headers=fresh.headers(), json={"row_streams": True})
+    assert response.status_code == 200, response.text
+    assert response.json()["row_streams"] is True
     backup_id = fresh.backup_and_wait()["backup_id"]
     snapshot_id = fresh.services.backups.get("default", backup_id).snapshot_id
     assert snapshot_id
@@ -261,6 +267,23 @@ def test_flipped_bytes_in_a_pack_turn_verification_red_naming_the_table(fresh: S
     assert "messages" in shown["error_message"]
     assert shown["validation_status"]["is_valid"] is False
     assert any("messages" in e for e in shown["validation_status"]["errors"])
+
+
+def test_damaged_page_copy_of_a_full_backup_is_named_by_a_deep_verification(
+        fresh: Server) -> None:
+    backup_id = fresh.backup_and_wait()["backup_id"]
+    snapshot_id = fresh.services.backups.get("default", backup_id).snapshot_id
+    assert snapshot_id
+    repo = open_repo(fresh)
+    paths = tree_paths(repo, snapshot_id)
+    assert not paths["tables/messages"].content  # the rows are in the page copy
+    flip_bytes(repo, paths["database.sqlite"].content[-1])
+
+    result = verify_and_wait(fresh, backup_id, deep_verification=True)
+
+    assert result["verified"] is False
+    assert "database.sqlite" in result["damaged"]
+    assert detail(fresh, backup_id)["status"] == "corrupted"
 
 
 def test_damaged_page_copy_fails_the_test_restore_too(fresh: Server) -> None:
@@ -362,13 +385,14 @@ def test_cli_verifies_and_waits(live: tuple[str, str, Any]) -> None:
     assert started.exit_code == 0, started.output
     assert '"job_id"' in started.output
 
-    # Damage the backup: --wait now exits 3 and names the damaged table.
+    # Damage the backup: --wait now exits 3 and names the damaged part (a full backup
+    # keeps its rows in the page copy).
     repo = app.state.services.storage.open()
     snapshot_id = app.state.services.backups.get("default", created["backup_id"]).snapshot_id
-    flip_bytes(repo, tree_paths(repo, snapshot_id)["tables/messages"].content[-1])
+    flip_bytes(repo, tree_paths(repo, snapshot_id)["database.sqlite"].content[-1])
     failed = _retry_busy(runner, ["verify", created["backup_id"], "--deep", "--wait"], env)
     assert failed.exit_code == 3, failed.output
-    assert "messages" in failed.output
+    assert "database.sqlite" in failed.output
 
     missing = runner.invoke(cli_app, ["verify", "00000000-0000-4000-8000-000000000000"],
                             env=env)

@@ -120,7 +120,8 @@ def source_response(source: SourceView) -> SourceResponse:
         "_id": source.id, "name": source.name, "kind": source.kind,
         "path": config.get("path"), "include_patterns": config.get("include_patterns"),
         "exclude_patterns": config.get("exclude_patterns"), "dsn": config.get("dsn"),
-        "schema_name": config.get("schema"), "created_at": source.created_at,
+        "schema_name": config.get("schema"), "row_streams": config.get("row_streams"),
+        "created_at": source.created_at,
         "updated_at": source.updated_at})
 
 

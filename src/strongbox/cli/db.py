@@ -56,6 +56,10 @@ def backup(database: str = typer.Argument(..., help="SQLite database file, or a 
            include_table: list[str] = typer.Option([], help="Only tables matching this glob."),
            exclude_table: list[str] = typer.Option([], help="Leave out matching tables."),
            tag: list[str] = typer.Option([], "--tag"),
+           row_streams: bool = typer.Option(
+               False, "--row-streams", help="SQLite full backups: also store every table "
+                                            "as a row stream next to the page copy (slower; "
+                                            "rows are otherwise read from the page copy)."),
            json: bool = JsonOpt) -> None:
     """Back up a database (all of it, or for SQLite a selection of rows) as one snapshot."""
     def body() -> None:
@@ -73,7 +77,7 @@ def backup(database: str = typer.Argument(..., help="SQLite database file, or a 
                 snap = backup_postgres(r, database, schema=schema, tags=tag, progress=progress)
             else:
                 snap = backup_sqlite(r, database, filters=filters, tags=tag,
-                                     progress=progress)
+                                     row_streams=row_streams, progress=progress)
         if json:
             print_json({"snapshot": snap.id, "summary": snap.summary})
             return

@@ -132,7 +132,8 @@ class BackupJobHandler:
         config = source.config
         if source.kind == "sqlite":
             return backup_sqlite(repo, config["path"], tags=tags, progress=progress,
-                                 filters=database_filters(filters) if filters else None)
+                                 filters=database_filters(filters) if filters else None,
+                                 row_streams=bool(config.get("row_streams")))
         if source.kind == "files":
             include = list(config.get("include_patterns") or [])
             # A restore in progress stages its files inside the tree: never back those up.

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
 from typing import Any
 
 from strongbox.errors import StrongboxError
+from strongbox.moments import date_range
 from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
 from strongbox.services.storage import (
@@ -16,11 +16,8 @@ from strongbox.services.storage import (
     snapshot_checksum,
     stored_size,
 )
-from strongbox.sources.sqlite.backup import CONTENT_COUNTERS
+from strongbox.sources.sqlite.backup import CONTENT_COUNTERS, DATE_RANGE_TABLES
 from strongbox.sources.sqlite.reader import SnapshotReader
-
-# Tables whose creation times give a database backup's date range, best first.
-DATE_RANGE_TABLES = ("sessions", "projects")
 
 
 def empty_contents() -> dict[str, Any]:
@@ -65,28 +62,18 @@ def _contents(repo: Repository, snapshot: Snapshot, entries: int) -> dict[str, A
 
 def _date_range(repo: Repository, snapshot: Snapshot) -> dict[str, str] | None:
     """Earliest and latest ``created_at`` of the backed-up sessions (or projects)."""
-    with contextlib.suppress(StrongboxError, KeyError, ValueError):
-        reader = SnapshotReader(repo, snapshot)
-        names = {t.name: t for t in reader.tables()}
-        for table_name in DATE_RANGE_TABLES:
-            table = names.get(table_name)
-            if table is None or "created_at" not in table.columns:
-                continue
-            position = table.columns.index("created_at") + (1 if table.has_rowid_key else 0)
-            moments = [m for m in (parse_moment(row[position]) for row in reader.rows(table_name))
-                       if m is not None]
-            if moments:
-                return {"earliest": min(moments).isoformat().replace("+00:00", "Z"),
-                        "latest": max(moments).isoformat().replace("+00:00", "Z")}
+    with (contextlib.suppress(StrongboxError, KeyError, ValueError),
+          SnapshotReader(repo, snapshot) as reader):
+            if "date_range" in reader.manifest:  # worked out by the backup itself
+                return reader.manifest["date_range"]
+            names = {t.name: t for t in reader.tables()}
+            for table_name in DATE_RANGE_TABLES:
+                table = names.get(table_name)
+                if table is None or "created_at" not in table.columns:
+                    continue
+                position = (table.columns.index("created_at")
+                            + (1 if table.has_rowid_key else 0))
+                found = date_range(row[position] for row in reader.rows(table_name))
+                if found:
+                    return found
     return None
-
-
-def parse_moment(value: Any) -> datetime | None:
-    """An ISO 8601 text as an aware UTC datetime; None for anything else."""
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

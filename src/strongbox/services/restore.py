@@ -24,9 +24,9 @@ from strongbox.errors import StrongboxError
 from strongbox.jobs.executor import JobExecutor
 from strongbox.jobs.runner import JobRunner
 from strongbox.jobs.store import ACTIVE, COMPLETED, JobStore, JobView
+from strongbox.moments import parse_moment
 from strongbox.repository.lock import Lock
 from strongbox.services import file_restore, project_target, restore_job
-from strongbox.services.backup_metadata import parse_moment
 from strongbox.services.backups import BackupService, BackupView, parse_uuid
 from strongbox.services.config_snapshots import KIND as SNAPSHOT_RESTORE
 from strongbox.services.errors import (

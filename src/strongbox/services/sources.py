@@ -73,6 +73,7 @@ class SourceSpec:
     exclude_patterns: list[str] | None = None
     dsn: str | None = None
     schema: str | None = None
+    row_streams: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -93,6 +94,8 @@ def _config(kind: str, spec: SourceSpec, base: dict[str, Any]) -> dict[str, Any]
             errors.append(FieldError("path", "no such database file", "NOT_FOUND", path))
         elif kind == "files" and not Path(path).exists():
             errors.append(FieldError("path", "no such file or folder", "NOT_FOUND", path))
+    if kind == "sqlite" and spec.row_streams is not None:
+        config["row_streams"] = spec.row_streams
     if kind == "files":
         for name in ("include_patterns", "exclude_patterns"):
             value = getattr(spec, name)
@@ -107,7 +110,8 @@ def _config(kind: str, spec: SourceSpec, base: dict[str, Any]) -> dict[str, Any]
         config.setdefault("schema", "public")
         if not config.get("dsn"):
             errors.append(FieldError("dsn", "a postgres source needs a dsn", "REQUIRED"))
-    for name in ("path", "include_patterns", "exclude_patterns", "dsn", "schema"):
+    for name in ("path", "include_patterns", "exclude_patterns", "dsn", "schema",
+                 "row_streams"):
         if getattr(spec, name) is not None and name not in config:
             errors.append(FieldError(name, f"{name} does not apply to a {kind} source",
                                      "NOT_APPLICABLE"))

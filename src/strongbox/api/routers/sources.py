@@ -25,7 +25,7 @@ def _spec(body: SourceCreate | SourceUpdate) -> SourceSpec:
     return SourceSpec(name=body.name, kind=getattr(body, "kind", None), path=body.path,
                       include_patterns=body.include_patterns,
                       exclude_patterns=body.exclude_patterns, dsn=body.dsn,
-                      schema=body.schema_name)
+                      schema=body.schema_name, row_streams=body.row_streams)
 
 
 @router.post("", status_code=201, response_model=SourceResponse,

@@ -8,11 +8,16 @@ that moment it stores:
 ``database.sqlite``  the page-level copy, for an exact full restore (chunked, so unchanged
                      pages deduplicate across backups); full backups only
 ``schema.sql``       every CREATE statement, in dependency order
-``tables/<name>``    each table's rows as a typed row stream (see codec.py), in primary-key
-                     order, with columns, key and row count in the node's ``meta``
+``tables/<name>``    one node per table: columns, key and row count in the node's ``meta``,
+                     and the table's rows as a typed row stream (see codec.py) in key
+                     order, or, in a full backup, ``meta.rows_in = "database.sqlite"``:
+                     the rows are read from the page copy (page_copy_rows.py) instead of
+                     being stored twice
 ``manifest.json``    source, filters, foreign-key links, row counts per table
 
-A selective backup (filters) stores only the chosen rows with their foreign-key closure.
+A selective backup (filters) stores only the chosen rows, with their foreign-key closure,
+as row streams. A full backup stores row streams as well only when asked
+(``row_streams=True``): they cost most of a full backup's time and double what it writes.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from strongbox.errors import SourceError
+from strongbox.moments import date_range
 from strongbox.progress import NullProgress, Progress
 from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
@@ -43,6 +49,7 @@ from strongbox.sources.sqlite.foreign_keys import (
     quote_identifier,
     table_columns,
 )
+from strongbox.sources.sqlite.page_copy_rows import ROWS_IN_PAGE_COPY
 from strongbox.sources.sqlite.selection import (
     Key,
     Selection,
@@ -51,12 +58,14 @@ from strongbox.sources.sqlite.selection import (
     filter_by_date,
     select_closure,
 )
+from strongbox.sources.sqlite.table_rows import count_rows, row_batches
 
-FORMAT = "strongbox-sqlite/1"
+# /2: a full backup's tables may be read from the page copy (meta.rows_in); /1 snapshots,
+# which always carry row streams, read the same way.
+FORMAT = "strongbox-sqlite/2"
 # How long a backup waits for the application's write transaction to end before taking the
 # write lock for an instant (see _pinned_pair); past that it falls back to a private copy.
 WRITE_LOCK_WAIT = 5.0
-ROWS_PER_FETCH = 1000
 
 # Seed 000's BackupContents counters and the tables they count, where such tables exist.
 CONTENT_COUNTERS = {
@@ -66,6 +75,11 @@ CONTENT_COUNTERS = {
     "prompts_count": "prompts",
     "ai_settings_count": "ai_settings",
 }
+# The page copy is compressed and sealed on this many threads at once (zstd, AES-GCM
+# and BLAKE3 release the GIL).
+BLOB_WORKERS = max(2, min(4, os.cpu_count() or 2))
+# Tables whose creation times give a database backup's date range, best first.
+DATE_RANGE_TABLES = ("sessions", "projects")
 
 
 @dataclass
@@ -291,34 +305,6 @@ def _table_wanted(table: str, filters: DatabaseFilters | None) -> bool:
     return not any(fnmatchcase(table, p) for p in filters.exclude_tables)
 
 
-def _rows(conn: sqlite3.Connection, table: str, columns: list[str], key: tuple[str, ...],
-          selected: set[Key] | None) -> Iterator[tuple[Any, ...]]:
-    """The table's rows one by one (live.py reads a live database this way)."""
-    for batch in _row_batches(conn, table, columns, key, selected):
-        yield from batch
-
-
-def _row_batches(conn: sqlite3.Connection, table: str, columns: list[str],
-                 key: tuple[str, ...], selected: set[Key] | None
-                 ) -> Iterator[list[tuple[Any, ...]]]:
-    """The table's rows in key order, in lists (fetched and later packed in C)."""
-    cols = ", ".join(quote_identifier(c) for c in columns)
-    order = ", ".join(quote_identifier(c) if c != "rowid" else "rowid" for c in key)
-    key_pos = [columns.index(c) for c in key] if "rowid" not in key else None
-    # The rowid stays in the stream, first (see reader.TableInfo.has_rowid_key): it is
-    # the row's identity, and other rows may refer to it.
-    select_cols = cols if key_pos is not None else f"rowid, {cols}"
-    cursor = conn.execute(f"SELECT {select_cols} FROM {quote_identifier(table)} "
-                          f"ORDER BY {order}")
-    while batch := cursor.fetchmany(ROWS_PER_FETCH):
-        if selected is None:
-            yield batch  # every row: no per-row key work
-        elif key_pos is None:
-            yield [row for row in batch if (row[0],) in selected]
-        else:
-            yield [row for row in batch if tuple(row[i] for i in key_pos) in selected]
-
-
 def _stream_node(repo: Repository, name: str, data: bytes, progress: Progress) -> Node:
     content, size = repo.save_stream(IteratorReader([data]), progress)
     return Node(name=name, type="stream", size=size, content=content)
@@ -326,16 +312,23 @@ def _stream_node(repo: Repository, name: str, data: bytes, progress: Progress) -
 
 def backup_sqlite(repo: Repository, db_path: str | Path, *,
                   filters: DatabaseFilters | None = None, tags: Sequence[str] = (),
-                  extra_links: Sequence[ForeignKey] = (),
+                  extra_links: Sequence[ForeignKey] = (), row_streams: bool = False,
                   progress: Progress | None = None) -> Snapshot:
+    """Back up the database at ``db_path``: all of it, or the rows ``filters`` choose.
+
+    ``row_streams`` makes a full backup store every table as a row stream too, next to
+    the page copy (a selective backup always stores row streams, and only those).
+    """
     progress = progress or NullProgress()
     db_path = Path(db_path).absolute()
     filters = filters if filters is not None and not filters.is_empty() else None
+    streams = filters is not None or row_streams
     stats_before = dict(repo.stats)
     progress.start("copying database")
     with consistent_view(db_path) as view, ThreadPoolExecutor(1) as page_thread:
-        # The page copy is taken and chunked on a second thread while the tables stream:
-        # both read the same moment of the database, and both cores get used.
+        # The page copy is taken and stored on a second thread (its chunks compressed
+        # and sealed on one thread per core) while the tables are read here: both read
+        # the same moment of the database.
         conn = view.conn
         pages = (page_thread.submit(_store_page_copy, repo, view.page_copy, progress)
                  if filters is None else None)
@@ -347,8 +340,11 @@ def backup_sqlite(repo: Repository, db_path: str | Path, *,
         table_nodes = []
         for table in tables:
             progress.check_cancelled()
-            chosen = None if selection is None else selection.get(table, set())
-            table_nodes.append(_table_node(repo, conn, table, chosen, counts, progress))
+            if streams:
+                chosen = None if selection is None else selection.get(table, set())
+                table_nodes.append(_table_node(repo, conn, table, chosen, counts, progress))
+            else:
+                table_nodes.append(_page_copy_table_node(conn, table, counts))
             progress.advance(items=1)
         nodes = [
             Node(name="tables", type="dir", mode=0o755, subtree=repo.save_tree(Tree(table_nodes))),
@@ -358,8 +354,11 @@ def backup_sqlite(repo: Repository, db_path: str | Path, *,
             "format": FORMAT, "source": str(db_path), "selective": filters is not None,
             "filters": filters.to_dict() if filters else None,
             "sqlite_version": sqlite3.sqlite_version, "tables": counts,
+            "row_streams": streams,
             "links": [link.__dict__ for link in graph.links],
         }
+        if filters is None:
+            manifest["date_range"] = _date_range(conn, graph)
         nodes.append(_stream_node(repo, "manifest.json", json.dumps(manifest).encode(),
                                   progress))
         if pages is not None:
@@ -376,8 +375,30 @@ def backup_sqlite(repo: Repository, db_path: str | Path, *,
 def _store_page_copy(repo: Repository, page_copy: Callable[[], BinaryIO],
                      progress: Progress) -> Node:
     with page_copy() as fh:
-        content, size = repo.save_stream(fh, progress)
+        content, size = repo.save_stream(fh, progress, workers=BLOB_WORKERS)
     return Node(name="database.sqlite", type="file", mode=0o644, size=size, content=content)
+
+
+def _page_copy_table_node(conn: sqlite3.Connection, table: str,
+                          counts: dict[str, int]) -> Node:
+    """A table of a full backup whose rows are read from the page copy when needed."""
+    columns = table_columns(conn, table)
+    key = primary_key(conn, table)
+    counts[table] = count_rows(conn, table)
+    return Node(name=table, type="stream",
+                meta={"columns": columns, "primary_key": list(key), "rows": counts[table],
+                      "rowid": "rowid" in key, "rows_in": ROWS_IN_PAGE_COPY})
+
+
+def _date_range(conn: sqlite3.Connection, graph: ForeignKeyGraph) -> dict[str, str] | None:
+    """Earliest and latest ``created_at`` of the sessions (or projects) backed up."""
+    for table in DATE_RANGE_TABLES:
+        if table in graph.tables and "created_at" in table_columns(conn, table):
+            found = date_range(value for (value,) in conn.execute(
+                f"SELECT created_at FROM {quote_identifier(table)}"))
+            if found:
+                return found
+    return None
 
 
 def _table_node(repo: Repository, conn: sqlite3.Connection, table: str,
@@ -405,7 +426,7 @@ def _store_rows(repo: Repository, conn: sqlite3.Connection, table: str, columns:
                 key: tuple[str, ...], chosen: set[Key] | None, counts: dict[str, int],
                 progress: Progress) -> tuple[list[str], int]:
     counter = [0]
-    batches = _row_batches(conn, table, columns, key, chosen)
+    batches = row_batches(conn, table, columns, key, chosen)
     content, size = repo.save_stream(IteratorReader(encode_batches(batches, counter)), progress)
     counts[table] = counter[0]
     return content, size

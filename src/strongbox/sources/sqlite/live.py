@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from strongbox.errors import InvalidRequest, SourceError
-from strongbox.sources.sqlite.backup import _rows, _schema
+from strongbox.sources.sqlite.backup import _schema
 from strongbox.sources.sqlite.codec import text_factory
 from strongbox.sources.sqlite.foreign_keys import (
     ForeignKey,
@@ -23,6 +23,7 @@ from strongbox.sources.sqlite.foreign_keys import (
 )
 from strongbox.sources.sqlite.reader import TableInfo
 from strongbox.sources.sqlite.selection import Key
+from strongbox.sources.sqlite.table_rows import table_rows
 
 
 class LiveDatabaseReader:
@@ -76,4 +77,4 @@ class LiveDatabaseReader:
         """Rows in key order; for rowid-keyed tables the rowid comes first, as in snapshots."""
         info = self.table(name)
         chosen = None if self.selection is None else self.selection.get(name, set())
-        return _rows(self.conn, name, info.columns, info.primary_key, chosen)
+        return table_rows(self.conn, name, info.columns, info.primary_key, chosen)

@@ -2,7 +2,8 @@
 
 Restore, preview, export and verification all read snapshots through this one class, so
 the snapshot layout (see backup.py) is known in two places only: where it is written and
-here.
+here. A table's rows come from its row stream, or, in a full SQLite backup, from the page
+copy (page_copy_rows.py); either way they come out the same: typed, in key order.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from strongbox.repository.snapshot import Snapshot
 from strongbox.repository.tree import Node
 from strongbox.sources.sqlite.codec import decode_rows
 from strongbox.sources.sqlite.foreign_keys import ForeignKey, ForeignKeyGraph
+from strongbox.sources.sqlite.page_copy_rows import ROWS_IN_PAGE_COPY, PageCopyTables
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,18 @@ class SnapshotReader:
         order = [name for name in self.manifest.get("tables", {}) if name in stored]
         self._tables: dict[str, Node] = {name: stored[name] for name in order}
         self._tables.update(stored)
+        self._page_tables: PageCopyTables | None = None
+
+    def close(self) -> None:
+        """Remove the scratch copy a page-copy read made (also done when collected)."""
+        if self._page_tables is not None:
+            self._page_tables.close()
+
+    def __enter__(self) -> SnapshotReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def _stream(self, name: str) -> bytes:
         node = self._root.get(name)
@@ -89,7 +103,23 @@ class SnapshotReader:
         node = self._tables.get(name)
         if node is None:
             raise InvalidRequest(f"table {name!r} is not in snapshot {self.snapshot.short_id}")
+        if (node.meta or {}).get("rows_in") == ROWS_IN_PAGE_COPY:
+            return self._page_copy_tables().rows(name, *self._key_shape(name))
         return decode_rows(self.repo.read_stream(node.content))
+
+    def _key_shape(self, name: str) -> tuple[list[str], tuple[str, ...]]:
+        info = self.table(name)
+        return info.columns, info.primary_key
+
+    def _page_copy_tables(self) -> PageCopyTables:
+        if self._page_tables is None:
+            node = self.page_copy()
+            if node is None:
+                raise SourceError(f"snapshot {self.snapshot.short_id}: its tables are in a "
+                                  "page copy the snapshot does not have")
+            self._page_tables = PageCopyTables(self.repo, node,
+                                               f"snapshot {self.snapshot.short_id}")
+        return self._page_tables
 
     def page_copy(self) -> Node | None:
         """The file node of the exact page-level copy (full backups only)."""

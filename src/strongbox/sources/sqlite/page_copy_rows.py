@@ -1,0 +1,92 @@
+"""Rows of a full SQLite backup, read from its page copy.
+
+A full backup stores the database once, as its page-level copy: every table is there as
+SQLite's own b-tree of typed records (NULL, integers of any size, 64-bit reals, text,
+blobs), so storing each table a second time as a row stream would only double the work
+and the bytes (see docs/formats.md, "SQLite snapshots"). Restores, previews, exports and
+verification still want a table as a stream of typed rows; this module gives them that:
+the page copy is written back, verified blob by blob, into a scratch file, and SQLite
+itself reads each table from it in key order, exactly as the backup would have streamed it.
+
+The scratch file is made on the first read and removed by :meth:`close` (or when the
+object is collected); it needs free space the size of the database in the temporary
+directory (``TMPDIR``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+import tempfile
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from strongbox.errors import SourceError
+from strongbox.repository.repository import Repository
+from strongbox.repository.tree import Node
+from strongbox.sources.sqlite.codec import text_factory
+from strongbox.sources.sqlite.table_rows import table_rows
+
+# The node meta that marks a table whose rows live in the page copy, not in a stream.
+ROWS_IN_PAGE_COPY = "database.sqlite"
+
+
+class PageCopyTables:
+    """Tables of one page copy, read through a scratch copy of the database."""
+
+    def __init__(self, repo: Repository, page_copy: Node, label: str) -> None:
+        self._repo = repo
+        self._node = page_copy
+        self._label = label
+        self._conn: sqlite3.Connection | None = None
+        self._dir: Path | None = None
+        self._finalizer: weakref.finalize | None = None
+
+    def rows(self, table: str, columns: list[str], key: tuple[str, ...]
+             ) -> Iterator[tuple[Any, ...]]:
+        # A generator of this method keeps this object, and so its scratch file, alive
+        # for as long as someone reads the rows, even once the reader that asked is gone.
+        yield from table_rows(self._connection(), table, columns, key)
+
+    def close(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+        self._conn = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = self._materialise()
+        return self._conn
+
+    def _materialise(self) -> sqlite3.Connection:
+        directory = Path(tempfile.mkdtemp(prefix="strongbox-pages-"))
+        path = directory / "database.sqlite"
+        try:
+            with open(path, "wb") as out:
+                for data in self._repo.read_stream(self._node.content):
+                    out.write(data)
+            # immutable: nothing else writes this file, so SQLite takes no locks and looks
+            # for no -wal file (the copy of a WAL database is complete on its own).
+            conn = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True,
+                                   check_same_thread=False, isolation_level=None)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        conn.text_factory = text_factory
+        self._dir = directory
+        self._finalizer = weakref.finalize(self, _remove, conn, directory)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self.close()
+            raise SourceError(f"{self._label}: the page copy cannot be read ({exc})") from exc
+        return conn
+
+
+def _remove(conn: sqlite3.Connection, directory: Path) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.close()
+    shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,129 @@
+"""A full SQLite backup keeps each table once, in the page copy, and still reads it row by row.
+
+The row-level features (selective and merge restores, previews, exports) read a full
+backup's tables from its page copy through a scratch file; these tests pin down the layout
+and the scratch file's life, and that both layouts give the same rows.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from strongbox.demo.app_database import generate
+from strongbox.errors import SourceError
+from strongbox.repository.repository import Repository
+from strongbox.repository.tree import Tree
+from strongbox.sources.sqlite.backup import backup_sqlite
+from strongbox.sources.sqlite.reader import SnapshotReader
+
+
+@pytest.fixture()
+def demo(tmp_path: Path) -> Path:
+    path = tmp_path / "app.db"
+    generate(path, projects=3, sessions_per_project=4, messages_per_session=10, seed=3)
+    return path
+
+
+@pytest.fixture()
+def scratch_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """TMPDIR for this test alone, so its scratch files can be watched."""
+    directory = tmp_path / "tmp"
+    directory.mkdir()
+    monkeypatch.setenv("TMPDIR", str(directory))
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    return directory
+
+
+def table_nodes(repo: Repository, snapshot_tree: str) -> dict[str, object]:
+    root = {n.name: n for n in repo.load_tree(snapshot_tree).nodes}
+    subtree = root["tables"].subtree
+    assert subtree is not None
+    tables: Tree = repo.load_tree(subtree)
+    return {n.name: n for n in tables.nodes}
+
+
+def test_full_backup_stores_each_table_once_in_the_page_copy(repo: Repository,
+                                                             demo: Path) -> None:
+    snap = backup_sqlite(repo, demo)
+
+    nodes = table_nodes(repo, snap.tree)
+    for name, node in nodes.items():
+        assert node.content == [], name  # type: ignore[attr-defined]
+        assert node.meta["rows_in"] == "database.sqlite"  # type: ignore[attr-defined]
+    with SnapshotReader(repo, snap) as reader:
+        assert reader.manifest["row_streams"] is False
+        assert reader.table("messages").rows == 120
+
+
+def test_row_streams_layout_and_page_copy_layout_read_the_same(repo: Repository,
+                                                               demo: Path) -> None:
+    plain = backup_sqlite(repo, demo)
+    streamed = backup_sqlite(repo, demo, row_streams=True)
+
+    assert all(n.content or n.meta["rows"] == 0  # type: ignore[attr-defined]
+               for n in table_nodes(repo, streamed.tree).values())
+    with SnapshotReader(repo, plain) as a, SnapshotReader(repo, streamed) as b:
+        assert [t.name for t in a.tables()] == [t.name for t in b.tables()]
+        for table in a.tables():
+            assert table == b.table(table.name)
+            assert list(a.rows(table.name)) == list(b.rows(table.name)), table.name
+    # Storing the rows a second time is what row_streams costs.
+    assert streamed.summary["bytes_new_raw"] > 0
+    assert plain.summary["bytes_new_raw"] >= demo.stat().st_size
+
+
+def test_scratch_copy_is_made_once_and_removed_on_close(repo: Repository, demo: Path,
+                                                        scratch_dir: Path) -> None:
+    snap = backup_sqlite(repo, demo)
+    reader = SnapshotReader(repo, snap)
+    assert os.listdir(scratch_dir) == []  # nothing written until rows are read
+
+    first = list(reader.rows("projects"))
+    second = list(reader.rows("messages"))
+    made = os.listdir(scratch_dir)
+
+    assert len(first) == 3 and len(second) == 120
+    assert len(made) == 1 and made[0].startswith("strongbox-pages-")
+    reader.close()
+    assert os.listdir(scratch_dir) == []
+
+
+def test_scratch_copy_goes_when_the_reader_is_dropped(repo: Repository, demo: Path,
+                                                      scratch_dir: Path) -> None:
+    snap = backup_sqlite(repo, demo)
+    reader = SnapshotReader(repo, snap)
+    next(iter(reader.rows("sessions")))
+    assert os.listdir(scratch_dir)
+
+    del reader
+    gc.collect()
+
+    assert os.listdir(scratch_dir) == []
+
+
+def test_tables_without_their_page_copy_fail_clearly(repo: Repository, demo: Path) -> None:
+    snap = backup_sqlite(repo, demo)
+    reader = SnapshotReader(repo, snap)
+    reader._root.pop("database.sqlite")  # a damaged or hand-made snapshot
+
+    with pytest.raises(SourceError, match="page copy"):
+        list(reader.rows("projects"))
+
+
+def test_full_backup_records_its_date_range_without_reading_rows_back(
+        repo: Repository, demo: Path) -> None:
+    snap = backup_sqlite(repo, demo)
+    with sqlite3.connect(demo) as conn:
+        first, last = conn.execute("SELECT min(created_at), max(created_at) "
+                                   "FROM sessions").fetchone()
+
+    date_range = SnapshotReader(repo, snap).manifest["date_range"]
+
+    assert date_range["earliest"][:19] == first[:19]
+    assert date_range["latest"][:19] == last[:19]
