@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 import pytest
 
 from strongbox.errors import (
+    BackendError,
     IntegrityError,
     InvalidRequest,
     RepositoryExists,
@@ -15,6 +17,7 @@ from strongbox.errors import (
     WrongPassphrase,
 )
 from strongbox.repository.backend import LocalBackend
+from strongbox.repository.crypto import storage_id
 from strongbox.repository.pack import BlobType
 from strongbox.repository.repository import Repository
 from strongbox.repository.snapshot import Snapshot
@@ -135,3 +138,37 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
         _init(tmp_path, chunk_avg=1024)
     with pytest.raises(InvalidRequest):
         _init(tmp_path, passphrase="")
+
+
+def test_parallel_save_stream_keeps_chunk_order_and_stores_whole_packs(tmp_path: Path) -> None:
+    # Small packs so several fill and are written behind the stream (on their own threads).
+    repo = _init(tmp_path, pack_size=256 * 1024, chunk_avg=64 * 1024)
+    data = os.urandom(3 * 1024 * 1024)
+    serial, size = repo.save_stream(io.BytesIO(data))
+    other = Repository.init(LocalBackend(tmp_path / "other"), "secret", pack_size=256 * 1024,
+                            chunk_avg=64 * 1024)
+    parallel, parallel_size = other.save_stream(io.BytesIO(data), workers=3)
+    other.flush()
+
+    assert size == parallel_size == len(data)
+    assert len(parallel) > 10  # many chunks, so their order is really tested
+    again = _reopen(other)
+    assert b"".join(again.read_stream(parallel)) == data
+    # Every pack file is named by the hash of its whole bytes, written back to back.
+    packs = list(again.backend.list("data"))
+    assert len(packs) > 3
+    for pack in packs:
+        assert storage_id(again.backend.get(pack.name)) == pack.name.rsplit("/", 1)[1]
+    assert serial != parallel  # different repositories key their ids differently
+
+
+def test_a_failed_pack_write_surfaces_at_flush(tmp_path: Path) -> None:
+    repo = _init(tmp_path, pack_size=64 * 1024)
+    data_dir = tmp_path / "repo" / "data"
+    data_dir.rename(tmp_path / "moved")
+    data_dir.write_bytes(b"")  # a file where the pack folder should be: every write fails
+
+    with pytest.raises(BackendError, match="storage error"):
+        repo.save_stream(io.BytesIO(os.urandom(512 * 1024)), workers=2)
+        repo.flush()
+    assert repo.snapshot_ids() == []

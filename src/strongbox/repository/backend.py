@@ -12,7 +12,7 @@ import contextlib
 import errno
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -34,8 +34,9 @@ class Backend(Protocol):
 
     location: str
 
-    def create(self, name: str, data: bytes) -> None:
-        """Store a new object atomically; raise ObjectExists if it is already there."""
+    def create(self, name: str, data: bytes | Sequence[bytes]) -> None:
+        """Store a new object atomically; raise ObjectExists if it is already there.
+        ``data`` may come in parts (a pack's blobs), stored back to back."""
 
     def replace(self, name: str, data: bytes) -> None:
         """Store an object atomically, replacing any previous one (locks only)."""
@@ -102,11 +103,15 @@ class LocalBackend:
     def is_initialised(self) -> bool:
         return (self.root / "config").is_file()
 
-    def _write_atomic(self, path: Path, data: bytes, *, exclusive: bool) -> None:
+    def _write_atomic(self, path: Path, data: bytes | Sequence[bytes], *,
+                      exclusive: bool) -> None:
         tmp = path.with_name(f".tmp-{path.name}-{secrets.token_hex(6)}")
         try:
             with open(tmp, "xb") as fh:
-                fh.write(data)
+                if isinstance(data, bytes | bytearray | memoryview):
+                    fh.write(data)
+                else:
+                    fh.writelines(data)  # no joined copy of a pack in memory
                 fh.flush()
                 os.fsync(fh.fileno())
             if exclusive:
@@ -121,10 +126,12 @@ class LocalBackend:
         except OSError as exc:
             _raise_os_error(exc, path.name)
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            # Never mask the error above: the temporary file may not exist, or even its
+            # folder (NotADirectoryError).
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 tmp.unlink()
 
-    def create(self, name: str, data: bytes) -> None:
+    def create(self, name: str, data: bytes | Sequence[bytes]) -> None:
         self._write_atomic(self._path(name), data, exclusive=True)
 
     def replace(self, name: str, data: bytes) -> None:

@@ -18,6 +18,7 @@ import base64
 import json
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,6 +62,14 @@ class Cipher(Protocol):
 def storage_id(data: bytes) -> str:
     """Name of a stored file: the hash of its bytes, checkable without any key."""
     return blake3.blake3(data).hexdigest()
+
+
+def storage_id_of_parts(parts: Iterable[bytes]) -> str:
+    """storage_id of the parts' bytes back to back, without joining them."""
+    hasher = blake3.blake3()
+    for part in parts:
+        hasher.update(part)
+    return hasher.hexdigest()
 
 
 @dataclass(frozen=True)

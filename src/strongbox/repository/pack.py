@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 
 from strongbox.errors import IntegrityError
-from strongbox.repository.crypto import ID_SIZE, Cipher, storage_id
+from strongbox.repository.crypto import ID_SIZE, Cipher, storage_id_of_parts
 
 _ENTRY = struct.Struct("<BII32s")
 _TRAILER = struct.Struct("<I")
@@ -54,17 +54,19 @@ class PackWriter:
     def __len__(self) -> int:
         return len(self.blobs)
 
-    def finish(self) -> tuple[str, bytes]:
-        """Return (pack id, file bytes)."""
+    def finish(self) -> tuple[str, list[bytes]]:
+        """Return (pack id, the pack file's bytes in parts, to be stored back to back).
+
+        The parts are not joined: a 16 MiB copy per pack, made on whichever thread
+        stores it, left glibc's heaps holding more memory the more packs a backup wrote
+        (peak RSS 110 MiB for a 315 MiB database, 150 MiB for a 945 MiB one)."""
         header = b"".join(
             _ENTRY.pack(b.type, b.length, b.raw_length, b.blob_id) for b in self.blobs
         )
         sealed_header = self._cipher.seal(header)
-        self._parts.append(sealed_header)
-        self._parts.append(_TRAILER.pack(len(sealed_header)))
-        data = b"".join(self._parts)
+        parts = [*self._parts, sealed_header, _TRAILER.pack(len(sealed_header))]
         self._parts = []
-        return storage_id(data), data
+        return storage_id_of_parts(parts), parts
 
 
 def read_header(cipher: Cipher, pack_id: str, tail: bytes, pack_size: int) -> list[PackedBlob]:

@@ -247,11 +247,11 @@ class Repository:
         while the pack is written and fsynced; flush() waits for it (and raises its error).
         At most MAX_PACKS_BEHIND packs wait at once, which bounds the memory they hold."""
         store = _PackStore(self, packer)
+        store.start()  # before anyone can find it in the queue and wait for it
         with self._lock:
             self._pack_stores.append(store)
             waiting = len(self._pack_stores) > MAX_PACKS_BEHIND
             oldest = self._pack_stores.popleft() if waiting else None
-        store.start()
         if oldest is not None:
             oldest.wait()
 
@@ -471,7 +471,7 @@ class Repository:
 
 
 # Full packs being written behind the backup (see Repository._store_pack_behind).
-MAX_PACKS_BEHIND = 2
+MAX_PACKS_BEHIND = 1
 
 
 class _PackStore:
