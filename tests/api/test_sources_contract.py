@@ -105,6 +105,7 @@ def test_a_wrong_secret_key_is_a_clear_error(tmp_path: Path) -> None:
     ({"name": "x", "kind": "files", "path": "/no/such/folder"}, "path"),
     ({"name": "x", "kind": "postgres"}, "dsn"),
     ({"name": "x", "kind": "files", "path": "/tmp", "dsn": "host=db"}, "dsn"),
+    ({"name": "x", "kind": "files", "path": "/tmp", "row_streams": True}, "row_streams"),
 ])
 def test_invalid_sources_are_rejected(server: Server, body: dict[str, object],
                                       field: str) -> None:
@@ -143,3 +144,26 @@ def test_backups_of_a_files_source(server: Server) -> None:
                               headers=server.headers()).json()
     assert notes["contents"]["total_documents"] == len([p for p in files if p.suffix == ".txt"])
     assert notes["filters"] == {"include_patterns": ["*.txt"]}
+
+
+def test_row_streams_option_of_a_sqlite_source_reaches_its_full_backups(
+        server: Server, tmp_path: Path) -> None:
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t (v) VALUES (?)", [("a",), ("b",)])
+    conn.close()
+    plain = create(server, {"name": "plain", "kind": "sqlite", "path": str(db)}).json()
+    streamed = create(server, {"name": "streamed", "kind": "sqlite", "path": str(db),
+                               "row_streams": True}).json()
+    assert "row_streams" not in plain and streamed["row_streams"] is True
+
+    for source, expect_stream in ((plain, False), (streamed, True)):
+        created = server.backup_and_wait({"name": source["name"], "type": "full",
+                                          "source_id": source["_id"]})
+        snapshot_id = server.services.backups.get("default", created["backup_id"]).snapshot_id
+        assert snapshot_id
+        repo = server.services.storage.open()
+        paths = dict(repo.iter_tree(repo.load_snapshot(snapshot_id).tree))
+        assert bool(paths["tables/t"].content) is expect_stream, source["name"]
+        assert paths["tables/t"].meta["rows"] == 2
