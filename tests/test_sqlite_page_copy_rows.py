@@ -19,6 +19,7 @@ from strongbox.errors import SourceError
 from strongbox.repository.repository import Repository
 from strongbox.repository.tree import Tree
 from strongbox.sources.sqlite.backup import backup_sqlite
+from strongbox.sources.sqlite.codec import InvalidText
 from strongbox.sources.sqlite.reader import SnapshotReader
 
 
@@ -127,3 +128,40 @@ def test_full_backup_records_its_date_range_without_reading_rows_back(
 
     assert date_range["earliest"][:19] == first[:19]
     assert date_range["latest"][:19] == last[:19]
+
+
+def test_column_rows_are_the_rows_projected_in_both_layouts(repo: Repository,
+                                                            tmp_path: Path) -> None:
+    db = tmp_path / "mixed.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE notes (body TEXT, n INTEGER)")  # keyed by its rowid
+        conn.executemany("INSERT INTO notes (rowid, body, n) VALUES (?, ?, ?)",
+                         [(9, "nine", 1), (-2, "minus two", None), (40, "forty", 3)])
+    conn.close()
+    for row_streams in (False, True):
+        snap = backup_sqlite(repo, db, row_streams=row_streams)
+        with SnapshotReader(repo, snap) as reader:
+            assert list(reader.column_rows("notes", ["n", "rowid"])) == [
+                (None, -2), (1, 9), (3, 40)], row_streams
+            assert [r[0] for r in reader.rows("notes")] == [-2, 9, 40]
+
+
+def test_text_that_is_not_utf8_midway_is_read_losslessly_without_losing_rows(
+        repo: Repository, tmp_path: Path) -> None:
+    db = tmp_path / "bad_text.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, f"row {i}") for i in range(2500)])
+        conn.execute("INSERT INTO t VALUES (2500, CAST(x'61ff62' AS TEXT))")
+        conn.executemany("INSERT INTO t VALUES (?, ?)",
+                         [(i, f"row {i}") for i in range(2501, 3000)])
+    conn.close()
+
+    with SnapshotReader(repo, backup_sqlite(repo, db)) as reader:
+        rows = list(reader.rows("t"))
+        values = list(reader.column_rows("t", ["v"]))
+
+    assert [r[0] for r in rows] == list(range(3000))  # none lost, none twice
+    assert rows[2500] == (2500, InvalidText(b"a\xffb"))
+    assert rows[2499] == (2499, "row 2499") and rows[2999] == (2999, "row 2999")
+    assert values[2500] == (InvalidText(b"a\xffb"),) and len(values) == 3000

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from strongbox.services.errors import FieldError, ValidationFailed
 from strongbox.sources.sqlite.foreign_keys import ForeignKey, quote_identifier
-from strongbox.sources.sqlite.reader import SnapshotReader
+from strongbox.sources.sqlite.reader import SnapshotReader, project
 from strongbox.sources.sqlite.restore_plan import RowShape, key_text
 
 PROJECTS = "projects"
@@ -65,6 +65,10 @@ class RetargetedReader:
 
     def page_copy(self) -> None:
         return None  # never a page-level full restore: rows are rewritten
+
+    def column_rows(self, name: str, columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        # From the rewritten rows, never the snapshot's own (which __getattr__ would give).
+        return project(self.rows(name), self._reader.table(name), columns)
 
     def rows(self, name: str) -> Iterator[tuple[Any, ...]]:
         rows = self._reader.rows(name)

@@ -16,11 +16,12 @@ directory (``TMPDIR``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import shutil
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from strongbox.errors import SourceError
 from strongbox.repository.repository import Repository
 from strongbox.repository.tree import Node
 from strongbox.sources.sqlite.codec import text_factory
-from strongbox.sources.sqlite.table_rows import table_rows
+from strongbox.sources.sqlite.table_rows import column_values, table_rows
 
 # The node meta that marks a table whose rows live in the page copy, not in a stream.
 ROWS_IN_PAGE_COPY = "database.sqlite"
@@ -41,7 +42,9 @@ class PageCopyTables:
         self._repo = repo
         self._node = page_copy
         self._label = label
-        self._conn: sqlite3.Connection | None = None
+        # Two connections to the scratch copy: TEXT decoded by SQLite in C, and the
+        # lossless decoder for a table holding TEXT that is not UTF-8 (see _read).
+        self._conns: tuple[sqlite3.Connection, sqlite3.Connection] | None = None
         self._dir: Path | None = None
         self._finalizer: weakref.finalize | None = None
 
@@ -49,19 +52,37 @@ class PageCopyTables:
              ) -> Iterator[tuple[Any, ...]]:
         # A generator of this method keeps this object, and so its scratch file, alive
         # for as long as someone reads the rows, even once the reader that asked is gone.
-        yield from table_rows(self._connection(), table, columns, key)
+        yield from self._read(lambda conn: table_rows(conn, table, columns, key))
+
+    def column_values(self, table: str, columns: Sequence[str], key: tuple[str, ...]
+                      ) -> Iterator[tuple[Any, ...]]:
+        """Only some columns: SQLite reads (and Python decodes) nothing else."""
+        yield from self._read(lambda conn: column_values(conn, table, columns, key))
 
     def close(self) -> None:
         if self._finalizer is not None:
             self._finalizer()
-        self._conn = None
+        self._conns = None
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = self._materialise()
-        return self._conn
+    def _read(self, query: Callable[[sqlite3.Connection], Iterator[tuple[Any, ...]]]
+              ) -> Iterator[tuple[Any, ...]]:
+        if self._conns is None:
+            self._conns = self._materialise()
+        fast, lossless = self._conns
+        done = 0
+        try:
+            for row in query(fast):
+                yield row
+                done += 1
+            return
+        except sqlite3.OperationalError as exc:
+            if "decode" not in str(exc):
+                raise
+        # TEXT that is not UTF-8 somewhere in this table: read it again, losslessly, from
+        # where the fast read stopped (the order is the key's, so the same every time).
+        yield from itertools.islice(query(lossless), done, None)
 
-    def _materialise(self) -> sqlite3.Connection:
+    def _materialise(self) -> tuple[sqlite3.Connection, sqlite3.Connection]:
         directory = Path(tempfile.mkdtemp(prefix="strongbox-pages-"))
         path = directory / "database.sqlite"
         try:
@@ -70,23 +91,26 @@ class PageCopyTables:
                     out.write(data)
             # immutable: nothing else writes this file, so SQLite takes no locks and looks
             # for no -wal file (the copy of a WAL database is complete on its own).
-            conn = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True,
-                                   check_same_thread=False, isolation_level=None)
+            conns = tuple(sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True,
+                                          check_same_thread=False, isolation_level=None)
+                          for _ in range(2))
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
-        conn.text_factory = text_factory
+        fast, lossless = conns
+        lossless.text_factory = text_factory
         self._dir = directory
-        self._finalizer = weakref.finalize(self, _remove, conn, directory)
+        self._finalizer = weakref.finalize(self, _remove, conns, directory)
         try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            fast.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlite3.DatabaseError as exc:
             self.close()
             raise SourceError(f"{self._label}: the page copy cannot be read ({exc})") from exc
-        return conn
+        return fast, lossless
 
 
-def _remove(conn: sqlite3.Connection, directory: Path) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        conn.close()
+def _remove(conns: tuple[sqlite3.Connection, ...], directory: Path) -> None:
+    for conn in conns:
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
     shutil.rmtree(directory, ignore_errors=True)

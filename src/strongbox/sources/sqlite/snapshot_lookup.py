@@ -17,14 +17,14 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from strongbox.errors import InvalidRequest
 from strongbox.sources.sqlite.codec import InvalidText
 from strongbox.sources.sqlite.foreign_keys import ForeignKeyGraph
-from strongbox.sources.sqlite.reader import SnapshotReader, TableInfo
+from strongbox.sources.sqlite.reader import SnapshotReader, TableInfo, project
 from strongbox.sources.sqlite.selection import Key
 
 MAX_PARAMETERS = 500
@@ -71,11 +71,6 @@ class _ScratchTable:
         self.columns = list(self.key_columns) + [c for c in link_columns
                                                   if c not in self.key_columns]
         self.alias = {c: f"c{i}" for i, c in enumerate(self.columns)}
-        offset = 1 if info.has_rowid_key else 0
-        position = {name: index + offset for index, name in enumerate(info.columns)}
-        if info.has_rowid_key:
-            position["rowid"] = 0
-        self.positions = [position[c] for c in self.columns]
         self.indexed: set[tuple[str, ...]] = set()
 
     def select(self, columns: tuple[str, ...]) -> str:
@@ -185,8 +180,7 @@ class SnapshotRowLookup:
         key_count = len(scratch.key_columns)
         batch: list[list[Any]] = []
         self._conn.execute("BEGIN")
-        for row in self._reader.rows(table):
-            values = [row[p] for p in scratch.positions]
+        for values in self._column_rows(table, scratch):
             batch.append([_encode(v) for v in values] + [_text_of(tuple(values[:key_count]))])
             if len(batch) >= INSERT_BATCH:
                 self._conn.executemany(sql, batch)
@@ -194,6 +188,14 @@ class SnapshotRowLookup:
         if batch:
             self._conn.executemany(sql, batch)
         self._conn.execute("COMMIT")
+
+    def _column_rows(self, table: str, scratch: _ScratchTable) -> Iterator[tuple[Any, ...]]:
+        # A snapshot reader reads only the wanted columns; other readers (an export file
+        # being imported) give whole rows.
+        column_rows = getattr(self._reader, "column_rows", None)
+        if column_rows is not None:
+            return column_rows(table, scratch.columns)
+        return project(self._reader.rows(table), scratch.info, scratch.columns)
 
     def _ensure_index(self, scratch: _ScratchTable, columns: tuple[str, ...]) -> None:
         if columns in scratch.indexed:

@@ -7,7 +7,7 @@ and of a live database (live.py), so every reader hands out the same row shape.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from strongbox.sources.sqlite.foreign_keys import quote_identifier
@@ -46,6 +46,16 @@ def row_batches(conn: sqlite3.Connection, table: str, columns: list[str],
             yield [row for row in batch if (row[0],) in selected]
         else:
             yield [row for row in batch if tuple(row[i] for i in key_pos) in selected]
+
+
+def column_values(conn: sqlite3.Connection, table: str, columns: Sequence[str],
+                  key: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+    """Only ``columns`` ("rowid" names the rowid) of every row, in key order."""
+    select = ", ".join(c if c == "rowid" else quote_identifier(c) for c in columns)
+    order = ", ".join(quote_identifier(c) if c != "rowid" else "rowid" for c in key)
+    cursor = conn.execute(f"SELECT {select} FROM {quote_identifier(table)} ORDER BY {order}")
+    while batch := cursor.fetchmany(ROWS_PER_FETCH):
+        yield from batch
 
 
 def count_rows(conn: sqlite3.Connection, table: str) -> int:
