@@ -21,6 +21,7 @@ import zstandard
 from strongbox.catalog.models import Backup
 from strongbox.services.archive_format import MANIFEST
 from strongbox.services.archives import part_of
+from strongbox.sources.sqlite.reader import SnapshotReader
 from tests.api.conftest import Server, running_server
 
 UPLOAD_LIMIT = 8 * 1024 * 1024
@@ -222,6 +223,12 @@ def test_uploaded_backup_restores_the_same_database(server: Server, backup_id: s
             f.write(chunk)
     source = server.services.sources.get("default", server.sources["sqlite"])
     assert sqlite_dump(restored) == sqlite_dump(source.config["path"])
+    # Row by row too: the uploaded tables still point into the page copy.
+    with SnapshotReader(repo, snapshot) as reader, sqlite3.connect(restored) as conn:
+        messages = list(reader.rows("messages"))
+        assert reader.table("messages").rows == len(messages) > 0
+        assert messages == conn.execute("SELECT * FROM messages ORDER BY id").fetchall()
+    conn.close()
 
 
 def test_auto_restore(server: Server, backup_id: str) -> None:
