@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from strongbox.demo.app_database import generate
-from strongbox.errors import SourceError
+from strongbox.errors import InsufficientStorage, SourceError
 from strongbox.repository.repository import Repository
 from strongbox.repository.tree import Tree
 from strongbox.sources.sqlite.backup import backup_sqlite
@@ -165,3 +165,18 @@ def test_text_that_is_not_utf8_midway_is_read_losslessly_without_losing_rows(
     assert rows[2500] == (2500, InvalidText(b"a\xffb"))
     assert rows[2499] == (2499, "row 2499") and rows[2999] == (2999, "row 2999")
     assert values[2500] == (InvalidText(b"a\xffb"),) and len(values) == 3000
+
+
+def test_no_room_for_the_scratch_copy_is_a_clear_error_that_leaves_nothing(
+        repo: Repository, demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = SnapshotReader(repo, backup_sqlite(repo, demo))
+    scratch = tmp_path / "full-disk"
+    scratch.mkdir()
+    # The scratch copy lands on /dev/full, which answers every write with ENOSPC.
+    (scratch / "database.sqlite").symlink_to("/dev/full")
+    import tempfile
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda **_: str(scratch))
+
+    with pytest.raises(InsufficientStorage, match="TMPDIR needs free space"):
+        list(reader.rows("projects"))
+    assert not scratch.exists()

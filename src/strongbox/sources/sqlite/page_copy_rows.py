@@ -16,6 +16,7 @@ directory (``TMPDIR``).
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import shutil
 import sqlite3
@@ -25,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from strongbox.errors import SourceError
+from strongbox.errors import InsufficientStorage, SourceError
 from strongbox.repository.repository import Repository
 from strongbox.repository.tree import Node
 from strongbox.sources.sqlite.codec import text_factory
@@ -94,6 +95,14 @@ class PageCopyTables:
             conns = tuple(sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True,
                                           check_same_thread=False, isolation_level=None)
                           for _ in range(2))
+        except OSError as exc:
+            shutil.rmtree(directory, ignore_errors=True)
+            what = (f"{self._label}: cannot write its page copy to {directory} to read rows "
+                    f"from it ({exc.strerror}); TMPDIR needs free space the size of the "
+                    "database")
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise InsufficientStorage(what) from exc
+            raise SourceError(what) from exc
         except BaseException:
             shutil.rmtree(directory, ignore_errors=True)
             raise
