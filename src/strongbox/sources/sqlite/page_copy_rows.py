@@ -21,6 +21,7 @@ import itertools
 import shutil
 import sqlite3
 import tempfile
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -48,6 +49,7 @@ class PageCopyTables:
         self._conns: tuple[sqlite3.Connection, sqlite3.Connection] | None = None
         self._dir: Path | None = None
         self._finalizer: weakref.finalize | None = None
+        self._lock = threading.Lock()
 
     def rows(self, table: str, columns: list[str], key: tuple[str, ...]
              ) -> Iterator[tuple[Any, ...]]:
@@ -67,9 +69,10 @@ class PageCopyTables:
 
     def _read(self, query: Callable[[sqlite3.Connection], Iterator[tuple[Any, ...]]]
               ) -> Iterator[tuple[Any, ...]]:
-        if self._conns is None:
-            self._conns = self._materialise()
-        fast, lossless = self._conns
+        with self._lock:  # two readers at once must not write the copy twice
+            if self._conns is None:
+                self._conns = self._materialise()
+            fast, lossless = self._conns
         done = 0
         try:
             for row in query(fast):
