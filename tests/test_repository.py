@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -141,7 +142,7 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
 
 
 def test_parallel_save_stream_keeps_chunk_order_and_stores_whole_packs(tmp_path: Path) -> None:
-    # Small packs so several fill and are written behind the stream (on their own threads).
+    # Small packs so several fill while chunks are compressed on several threads.
     repo = _init(tmp_path, pack_size=256 * 1024, chunk_avg=64 * 1024)
     data = os.urandom(3 * 1024 * 1024)
     serial, size = repo.save_stream(io.BytesIO(data))
@@ -172,3 +173,5 @@ def test_a_failed_pack_write_surfaces_at_flush(tmp_path: Path) -> None:
         repo.save_stream(io.BytesIO(os.urandom(512 * 1024)), workers=2)
         repo.flush()
     assert repo.snapshot_ids() == []
+    # Nothing is still writing once the error is out (the caller may release its lock).
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("strongbox-")]

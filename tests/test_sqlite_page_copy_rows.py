@@ -59,7 +59,12 @@ def test_full_backup_stores_each_table_once_in_the_page_copy(repo: Repository,
         assert node.meta["rows_in"] == "database.sqlite"  # type: ignore[attr-defined]
     with SnapshotReader(repo, snap) as reader:
         assert reader.manifest["row_streams"] is False
+        # A name of its own: a Strongbox that predates this layout refuses the snapshot
+        # (it accepts "strongbox-sqlite") instead of reading its tables as empty.
+        assert reader.manifest["format"] == "strongbox-sqlite-pages/1"
         assert reader.table("messages").rows == 120
+    with SnapshotReader(repo, backup_sqlite(repo, demo, row_streams=True)) as reader:
+        assert reader.manifest["format"] == "strongbox-sqlite/1"
 
 
 def test_row_streams_layout_and_page_copy_layout_read_the_same(repo: Repository,
@@ -180,3 +185,25 @@ def test_no_room_for_the_scratch_copy_is_a_clear_error_that_leaves_nothing(
     with pytest.raises(InsufficientStorage, match="TMPDIR needs free space"):
         list(reader.rows("projects"))
     assert not scratch.exists()
+
+
+def test_repo_diff_names_a_table_whose_row_count_changed(repo: Repository,
+                                                         tmp_path: Path) -> None:
+    from strongbox.repository.diff import diff_trees
+
+    db = tmp_path / "two.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.execute("CREATE TABLE u (id INTEGER PRIMARY KEY, v TEXT)")
+        conn.executemany("INSERT INTO t (v) VALUES (?)", [("a",), ("b",)])
+    conn.close()
+    before = backup_sqlite(repo, db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("INSERT INTO u (v) VALUES ('new')")
+    conn.close()
+    after = backup_sqlite(repo, db)
+
+    changed = {c.path for c in diff_trees(repo, before.tree, after.tree)}
+
+    assert {"database.sqlite", "tables/u"} <= changed
+    assert "tables/t" not in changed

@@ -23,8 +23,10 @@ class Change:
 
 
 def _content_differs(a: Node, b: Node) -> bool:
+    # meta: a database table kept in the page copy has no content of its own; its row
+    # count and columns are what can show that it changed.
     return (a.type != b.type or a.content != b.content or a.link_target != b.link_target
-            or a.size != b.size)
+            or a.size != b.size or a.meta != b.meta)
 
 
 def _meta_differs(a: Node, b: Node) -> bool:

@@ -110,7 +110,6 @@ class Repository:
         self._packers: dict[BlobType, PackWriter] = {}
         self._unsaved = IndexFile()
         self._tree_cache: OrderedDict[bytes, Tree] = OrderedDict()
-        self._pack_stores: deque[_PackStore] = deque()
         self.stats = {"blobs_new": 0, "bytes_new_raw": 0, "bytes_new_stored": 0}
 
     # --- creating and opening -----------------------------------------------------------
@@ -239,29 +238,8 @@ class Repository:
             if packer.size >= self.config.pack_size:
                 full = self._packers.pop(blob_type)
         if full is not None:
-            self._store_pack_behind(full)
+            self._store_pack(full)
         return blob_id, True
-
-    def _store_pack_behind(self, packer: PackWriter) -> None:
-        """Store a full pack on a thread of its own, so the caller goes on compressing
-        while the pack is written and fsynced; flush() waits for it (and raises its error).
-        At most MAX_PACKS_BEHIND packs wait at once, which bounds the memory they hold."""
-        store = _PackStore(self, packer)
-        store.start()  # before anyone can find it in the queue and wait for it
-        with self._lock:
-            self._pack_stores.append(store)
-            waiting = len(self._pack_stores) > MAX_PACKS_BEHIND
-            oldest = self._pack_stores.popleft() if waiting else None
-        if oldest is not None:
-            oldest.wait()
-
-    def _wait_for_packs(self) -> None:
-        while True:
-            with self._lock:
-                if not self._pack_stores:
-                    return
-                store = self._pack_stores.popleft()
-            store.wait()
 
     def _store_pack(self, packer: PackWriter) -> None:
         pack_id, data = packer.finish()
@@ -275,7 +253,6 @@ class Repository:
 
     def flush(self) -> None:
         """Store open packs and an index file for everything stored since the last flush."""
-        self._wait_for_packs()
         with self._lock:
             packers = list(self._packers.values())
             self._packers.clear()
@@ -468,34 +445,6 @@ class Repository:
             yield path, node
             if node.type == "dir" and node.subtree:
                 yield from self.iter_tree(node.subtree, path)
-
-
-# Full packs being written behind the backup (see Repository._store_pack_behind).
-MAX_PACKS_BEHIND = 1
-
-
-class _PackStore:
-    """One full pack being stored on its own thread; wait() raises what storing raised."""
-
-    def __init__(self, repo: Repository, packer: PackWriter) -> None:
-        self._repo = repo
-        self._packer = packer
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="strongbox-pack", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._repo._store_pack(self._packer)
-        except BaseException as exc:  # handed to whoever waits
-            self._error = exc
-
-    def wait(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
 
 
 def needs_passphrase(backend: Backend) -> bool:

@@ -60,9 +60,11 @@ from strongbox.sources.sqlite.selection import (
 )
 from strongbox.sources.sqlite.table_rows import count_rows, row_batches
 
-# /2: a full backup's tables may be read from the page copy (meta.rows_in); /1 snapshots,
-# which always carry row streams, read the same way.
-FORMAT = "strongbox-sqlite/2"
+# Every table as a row stream (selective backups, or row_streams=True): the layout any
+# Strongbox reads. Tables read from the page copy (meta.rows_in) get a format name of their
+# own, so a reader that predates it refuses the snapshot instead of seeing empty tables.
+FORMAT = "strongbox-sqlite/1"
+FORMAT_TABLES_IN_PAGE_COPY = "strongbox-sqlite-pages/1"
 # How long a backup waits for the application's write transaction to end before taking the
 # write lock for an instant (see _pinned_pair); past that it falls back to a private copy.
 WRITE_LOCK_WAIT = 5.0
@@ -351,7 +353,8 @@ def backup_sqlite(repo: Repository, db_path: str | Path, *,
             _stream_node(repo, "schema.sql", json.dumps(_schema(conn)).encode(), progress),
         ]
         manifest = {
-            "format": FORMAT, "source": str(db_path), "selective": filters is not None,
+            "format": FORMAT if streams else FORMAT_TABLES_IN_PAGE_COPY,
+            "source": str(db_path), "selective": filters is not None,
             "filters": filters.to_dict() if filters else None,
             "sqlite_version": sqlite3.sqlite_version, "tables": counts,
             "row_streams": streams,

@@ -53,6 +53,7 @@ class SnapshotReader:
         self._root = {n.name: n for n in root.nodes}
         self.manifest: dict[str, Any] = json.loads(self._stream("manifest.json"))
         if self.manifest.get("format", "").split("/")[0] not in ("strongbox-sqlite",
+                                                                  "strongbox-sqlite-pages",
                                                                   "strongbox-postgres"):
             raise SourceError(f"snapshot {snapshot.short_id}: unknown database format")
         tables_node = self._root["tables"]
