@@ -3,8 +3,9 @@
 A full backup stores the database once, as its page-level copy: every table is there as
 SQLite's own b-tree of typed records (NULL, integers of any size, 64-bit reals, text,
 blobs), so storing each table a second time as a row stream would only double the work
-and the bytes (see docs/formats.md, "SQLite snapshots"). Restores, previews, exports and
-verification still want a table as a stream of typed rows; this module gives them that:
+and the bytes (see docs/repository-format.md, "Which backups carry row streams").
+Restores, previews, exports and verification still want a table as a stream of typed
+rows; this module gives them that:
 the page copy is written back, verified blob by blob, into a scratch file, and SQLite
 itself reads each table from it in key order, exactly as the backup would have streamed it.
 
@@ -47,7 +48,6 @@ class PageCopyTables:
         # Two connections to the scratch copy: TEXT decoded by SQLite in C, and the
         # lossless decoder for a table holding TEXT that is not UTF-8 (see _read).
         self._conns: tuple[sqlite3.Connection, sqlite3.Connection] | None = None
-        self._dir: Path | None = None
         self._finalizer: weakref.finalize | None = None
         self._lock = threading.Lock()
 
@@ -111,7 +111,6 @@ class PageCopyTables:
             raise
         fast, lossless = conns
         lossless.text_factory = text_factory
-        self._dir = directory
         self._finalizer = weakref.finalize(self, _remove, conns, directory)
         try:
             fast.execute("SELECT count(*) FROM sqlite_master").fetchone()
