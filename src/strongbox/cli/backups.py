@@ -78,16 +78,13 @@ def create(name: str = typer.Argument(..., help="Letters, digits, spaces, - and 
                        notify_webhook)
     if options:
         body["options"] = options
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         created = client.post(BASE, body)
         if not wait:
             show(created, as_json, f"backup {created['backup_id']} started "
                                    f"(job {created['job_id']}): {created['message']}")
             return
         status = _follow(client, created["job_id"], timeout)
-    finally:
-        client.close()
     if as_json:
         print_json(status)
     else:
@@ -110,12 +107,9 @@ def list_backups(status: str | None = typer.Option(None, "--status"),
                  server: str = ServerOption, api_key: str = ApiKeyOption,
                  as_json: bool = JsonOption) -> None:
     """The tenant's backups, newest first."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         result = client.get(BASE, page=page, size=size, status=status, type=backup_type,
                             search=search)
-    finally:
-        client.close()
     if as_json:
         print_json(result)
         return
@@ -133,11 +127,8 @@ def list_backups(status: str | None = typer.Option(None, "--status"),
 def show_backup(backup_id: str = typer.Argument(...), server: str = ServerOption,
                 api_key: str = ApiKeyOption) -> None:
     """One backup's details (JSON)."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         print_json(client.get(f"{BASE}/{backup_id}"))
-    finally:
-        client.close()
 
 
 @app.command("delete")
@@ -150,12 +141,9 @@ def delete(backup_id: str = typer.Argument(...),
            as_json: bool = JsonOption) -> None:
     """Delete a backup (admin)."""
     params = {"force": "true" if force else None, "reason": reason}
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         result = client.request("DELETE", f"{BASE}/{backup_id}",
                                 params={k: v for k, v in params.items() if v is not None})
-    finally:
-        client.close()
     show(result, as_json, f"backup {backup_id} deleted")
 
 
@@ -165,11 +153,8 @@ def protect(backup_id: str = typer.Argument(...),
             server: str = ServerOption, api_key: str = ApiKeyOption,
             as_json: bool = JsonOption) -> None:
     """Pin a backup: no retention rule, cleanup or plain delete removes it."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         result = client.post(f"/api/v1/backups/{backup_id}/protect", {"reason": reason})
-    finally:
-        client.close()
     show(result, as_json, f"backup {result['_id']} protected: {result['protected_reason']}")
 
 
@@ -179,9 +164,6 @@ def unprotect(backup_id: str = typer.Argument(...),
               server: str = ServerOption, api_key: str = ApiKeyOption,
               as_json: bool = JsonOption) -> None:
     """Lift a backup's protection (admin)."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         result = client.post(f"/api/v1/backups/{backup_id}/unprotect", {"reason": reason})
-    finally:
-        client.close()
     show(result, as_json, f"backup {result['_id']} is no longer protected")

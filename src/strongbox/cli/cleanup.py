@@ -74,11 +74,8 @@ def plan(keep_last: int | None = _count("--keep-last", "Keep the N newest per so
         "delete_failed": delete_failed, "delete_unverified": delete_unverified,
         "source_ids": source or None, "use_settings": use_settings, "reason": reason,
         "dry_run": True}
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         result = client.post(BASE, {k: v for k, v in body.items() if v is not None})
-    finally:
-        client.close()
     if as_json:
         print_json(result)
         return
@@ -117,8 +114,7 @@ def execute(plan_id: str = typer.Argument(..., help="The plan id `cleanup plan` 
     if not yes and not typer.confirm(f"Delete the backups listed by plan {plan_id}?"):
         out.print("nothing deleted", highlight=False)
         raise typer.Exit(1)
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         started = client.post(f"{BASE}/execute", {"cleanup_plan_id": plan_id,
                                                   "confirmation": True})
         if not wait:
@@ -126,8 +122,6 @@ def execute(plan_id: str = typer.Argument(..., help="The plan id `cleanup plan` 
                                    f"{started['backups_to_remove']} backups to delete")
             return
         status = _wait(client, started["job_id"], timeout)
-    finally:
-        client.close()
     result = status.get("result") or {}
     summary = (f"deleted {result.get('deleted_count', 0)} backups, skipped "
                f"{result.get('skipped_count', 0)}, freed {result.get('freed_space', 0)} bytes"
@@ -152,11 +146,8 @@ def _wait(client: ApiClient, job_id: str, timeout: float) -> dict[str, Any]:
 def show_plan(plan_id: str = typer.Argument(...), server: str = ServerOption,
               api_key: str = ApiKeyOption, as_json: bool = JsonOption) -> None:
     """A plan: what it lists, whether it ran, and what it did."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         result = client.get(f"{BASE}/plans/{plan_id}")
-    finally:
-        client.close()
     if as_json:
         print_json(result)
         return
@@ -190,11 +181,8 @@ def policy(enable: bool | None = typer.Option(None, "--enable/--disable",
                                "keep_yearly": keep_yearly}.items() if v is not None}
     if rules:
         patch["rules"] = rules
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         result = client.put(f"{BASE}/policy", patch) if patch else client.get(f"{BASE}/policy")
-    finally:
-        client.close()
     if as_json or not patch:
         print_json(result)
     else:

@@ -49,11 +49,8 @@ def plan(window_days: int = typer.Option(30, "--window-days", help="RPO history 
          server: str = ServerOption, api_key: str = ApiKeyOption,
          as_json: bool = JsonOption) -> None:
     """Show the DR plan: each source's latest backup, measured RPO and RTO, the steps."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         found = client.get("/api/v1/recovery/plan", window_days=window_days)
-    finally:
-        client.close()
     if as_json:
         print_json(found)
         return
@@ -88,16 +85,13 @@ def run_test(wait: bool = typer.Option(False, "--wait", help="Wait for the resul
              server: str = ServerOption, api_key: str = ApiKeyOption,
              as_json: bool = JsonOption) -> None:
     """Run a DR test: restore every source's latest backup into scratch and verify it."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         started = client.post("/api/v1/recovery/test")
         if not wait:
             show(started, as_json, f"DR test {started['test_id']} started "
                  f"(job {started['job_id']})")
             return
         result = _follow_test(client, str(started["test_id"]), timeout)
-    finally:
-        client.close()
     raise typer.Exit(_report_test(result, as_json))
 
 
@@ -154,12 +148,9 @@ def points(source: str = typer.Argument(..., help="Source id or name."),
            server: str = ServerOption, api_key: str = ApiKeyOption,
            as_json: bool = JsonOption) -> None:
     """List a source's recovery points (restorable backups), newest first."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         found = client.get("/api/v1/recovery/recovery-points",
                            source_id=_source_id(client, source), page=page, size=size)
-    finally:
-        client.close()
     if as_json:
         print_json(found)
         return
@@ -176,11 +167,8 @@ def preview(backup_id: str = typer.Argument(..., help="The backup to recover fro
             server: str = ServerOption, api_key: str = ApiKeyOption,
             as_json: bool = JsonOption) -> None:
     """Show what recovering BACKUP over its source now would replace and lose."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         found = client.get(f"/api/v1/recovery/preview/{backup_id}")
-    finally:
-        client.close()
     if as_json:
         print_json(found)
     else:
@@ -222,8 +210,7 @@ def recover(backup_id: str = typer.Argument(..., help="The backup to recover fro
             server: str = ServerOption, api_key: str = ApiKeyOption,
             as_json: bool = JsonOption) -> None:
     """Recover a source from BACKUP: a pre-recovery backup, then a full restore."""
-    client = ApiClient(server, api_key, timeout=RECOVER_TIMEOUT)
-    try:
+    with ApiClient(server, api_key, timeout=RECOVER_TIMEOUT) as client:
         found = client.get(f"/api/v1/recovery/preview/{backup_id}")
         if not yes:
             _print_preview(found)
@@ -239,8 +226,6 @@ def recover(backup_id: str = typer.Argument(..., help="The backup to recover fro
                  f"; pre-recovery backup {started.get('pre_recovery_snapshot_id')}")
             return
         status = _follow_restore(client, str(started["restore_job_id"]), timeout)
-    finally:
-        client.close()
     if as_json:
         print_json({"recovery": started, "restore": status})
     elif status["status"] == "completed":

@@ -67,12 +67,9 @@ def list_jobs(active: bool = typer.Option(False, "--active", help="Only pending 
               server: str = ServerOption, api_key: str = ApiKeyOption,
               as_json: bool = JsonOption) -> None:
     """The tenant's jobs, newest first."""
-    client = _client(server, api_key)
-    try:
+    with _client(server, api_key) as client:
         result = client.get(BASE, page=page, size=size, kind=kind, status=status,
                             active=str(active).lower() if active else None)
-    finally:
-        client.close()
     if as_json:
         print_json(result)
         return
@@ -96,11 +93,8 @@ def show_job(job_id: str = typer.Argument(..., help="The job id."),
              server: str = ServerOption, api_key: str = ApiKeyOption,
              as_json: bool = JsonOption) -> None:
     """One job with its progress (percentage, step, items and bytes done, ETA)."""
-    client = _client(server, api_key)
-    try:
+    with _client(server, api_key) as client:
         job = client.get(f"{BASE}/{job_id}")
-    finally:
-        client.close()
     if as_json:
         print_json(job)
         return
@@ -123,11 +117,8 @@ def cancel_job(job_id: str = typer.Argument(..., help="The job id."),
                as_json: bool = JsonOption) -> None:
     """Cancel a job: a pending one at once, a running one at its next safe point (what
     it wrote is cleaned up or rolled back). Operator role."""
-    client = _client(server, api_key)
-    try:
+    with _client(server, api_key) as client:
         result = client.post(f"{BASE}/{job_id}/cancel", {"reason": reason} if reason else None)
-    finally:
-        client.close()
     if as_json:
         print_json(result)
     else:
@@ -144,12 +135,9 @@ def watch_job(job_id: str = typer.Argument(..., help="The job id."),
                                             help="Give up after N seconds (0: never)."),
               server: str = ServerOption, api_key: str = ApiKeyOption) -> None:
     """Follow a job with a progress bar until it ends."""
-    client = _client(server, api_key)
     deadline = time.monotonic() + timeout if timeout else None
-    try:
+    with _client(server, api_key) as client:
         job = _follow(client, job_id, interval, deadline)
-    finally:
-        client.close()
     out.print(_line(job), highlight=False)
     if job["status"] not in FINAL:
         raise typer.Exit(EXIT_TIMEOUT)

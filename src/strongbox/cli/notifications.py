@@ -42,11 +42,8 @@ def _delivery_line(item: dict[str, Any]) -> str:
 
 
 def _with(server: str, api_key: str, call: Any) -> Any:
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         return call(client)
-    finally:
-        client.close()
 
 
 @webhooks_app.command("add")

@@ -7,7 +7,6 @@ error's code and message on stderr); 2 the server is unreachable.
 
 from __future__ import annotations
 
-from contextlib import closing
 from typing import Any
 
 import typer
@@ -61,7 +60,7 @@ def list_policies(
     server: str = ServerOption, api_key: str = ApiKeyOption, as_json: bool = JsonOption,
 ) -> None:
     """Every source's policy and compliance, one line each."""
-    with closing(ApiClient(server, api_key)) as client:
+    with ApiClient(server, api_key) as client:
         answer = client.get("/api/v1/policies", page=page, size=size)
     if as_json:
         print_json(answer)
@@ -80,7 +79,7 @@ def list_policies(
 def show_policy(source_id: str, server: str = ServerOption, api_key: str = ApiKeyOption,
                 as_json: bool = JsonOption) -> None:
     """A source's policy, what is in force and why it is (not) compliant."""
-    with closing(ApiClient(server, api_key)) as client:
+    with ApiClient(server, api_key) as client:
         answer = client.get(f"/api/v1/policies/{source_id}")
     show(answer, as_json, "\n".join(_summary(answer)))
 
@@ -129,7 +128,7 @@ def set_policy(
         "verification": ({**verification, "timezone": timezone, "deep": deep,
                           "test_restore": test_restore} if verification else None),
         "rpo_target_hours": rpo_target_hours}
-    with closing(ApiClient(server, api_key)) as client:
+    with ApiClient(server, api_key) as client:
         answer = client.put(f"/api/v1/policies/{source_id}", body)
     show(answer, as_json, "\n".join(["policy set:", *_summary(answer)]))
 
@@ -138,7 +137,7 @@ def set_policy(
 def remove_policy(source_id: str, server: str = ServerOption, api_key: str = ApiKeyOption,
                   as_json: bool = JsonOption) -> None:
     """Remove a source's policy: its schedules are deleted (the backups stay)."""
-    with closing(ApiClient(server, api_key)) as client:
+    with ApiClient(server, api_key) as client:
         answer = client.delete(f"/api/v1/policies/{source_id}")
     show(answer, as_json, answer["message"])
 

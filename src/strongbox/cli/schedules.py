@@ -7,7 +7,6 @@ error's code and message on stderr); 2 the server is unreachable.
 
 from __future__ import annotations
 
-from contextlib import closing
 from typing import Any
 
 import typer
@@ -38,7 +37,7 @@ def list_schedules(
     server: str = ServerOption, api_key: str = ApiKeyOption, as_json: bool = JsonOption,
 ) -> None:
     """List the tenant's schedules with their next and last runs."""
-    with closing(ApiClient(server, api_key)) as client:
+    with ApiClient(server, api_key) as client:
         answer = client.get("/api/v1/schedules", page=page, size=size,
                             enabled=None if enabled is None else str(enabled).lower())
     if as_json:
@@ -56,7 +55,7 @@ def list_schedules(
 def show_schedule(schedule_id: str, server: str = ServerOption,
                   api_key: str = ApiKeyOption) -> None:
     """Print one schedule as JSON."""
-    with closing(ApiClient(server, api_key)) as client:
+    with ApiClient(server, api_key) as client:
         print_json(client.get(f"/api/v1/schedules/{schedule_id}"))
 
 
@@ -86,7 +85,7 @@ def create_schedule(
                 "source_ids": sources or None,
                 "retention": {"keep_last": keep_last} if keep_last else None}
     body.update({k: v for k, v in optional.items() if v is not None})
-    with closing(ApiClient(server, api_key)) as client:
+    with ApiClient(server, api_key) as client:
         created = client.post("/api/v1/schedules", body)
     show(created, as_json, f"created {_line(created)}")
 
@@ -99,7 +98,7 @@ def toggle_schedule(
     server: str = ServerOption, api_key: str = ApiKeyOption, as_json: bool = JsonOption,
 ) -> None:
     """Enable or disable a schedule."""
-    with closing(ApiClient(server, api_key)) as client:
+    with ApiClient(server, api_key) as client:
         answer = client.post(f"/api/v1/schedules/{schedule_id}/toggle",
                              {} if enable is None else {"enabled": enable})
     show(answer, as_json, f"{answer['message']}: {_line(answer['schedule'])}")
@@ -109,7 +108,7 @@ def toggle_schedule(
 def delete_schedule(schedule_id: str, server: str = ServerOption,
                     api_key: str = ApiKeyOption, as_json: bool = JsonOption) -> None:
     """Delete a schedule (the backups it made stay)."""
-    with closing(ApiClient(server, api_key)) as client:
+    with ApiClient(server, api_key) as client:
         answer = client.delete(f"/api/v1/schedules/{schedule_id}")
     show(answer, as_json, answer["message"])
 
@@ -118,7 +117,7 @@ def delete_schedule(schedule_id: str, server: str = ServerOption,
 def run_schedule(schedule_id: str, server: str = ServerOption,
                  api_key: str = ApiKeyOption, as_json: bool = JsonOption) -> None:
     """Run a schedule now (its timetable stays as it is)."""
-    with closing(ApiClient(server, api_key)) as client:
+    with ApiClient(server, api_key) as client:
         answer = client.post(f"/api/v1/schedules/{schedule_id}/run")
     run = answer["run"]
     show(answer, as_json, f"{answer['message']}: run {run['_id']} ({run['status']}), jobs "
@@ -130,7 +129,7 @@ def schedule_runs(schedule_id: str, size: int = typer.Option(20, "--size", min=1
                   server: str = ServerOption, api_key: str = ApiKeyOption,
                   as_json: bool = JsonOption) -> None:
     """A schedule's latest runs."""
-    with closing(ApiClient(server, api_key)) as client:
+    with ApiClient(server, api_key) as client:
         answer = client.get(f"/api/v1/schedules/{schedule_id}/runs", size=size)
     if as_json:
         print_json(answer)

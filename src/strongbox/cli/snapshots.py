@@ -58,16 +58,13 @@ def create(name: str = typer.Argument(..., help="The snapshot's name."),
            server: str = ServerOption, api_key: str = ApiKeyOption,
            as_json: bool = JsonOption) -> None:
     """Take a snapshot of sources and/or server paths."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         created = client.post(BASE, {"name": name, "description": description, "tags": tag,
                                      "sources": source, "paths": path})
         snapshot = created["snapshot"]
         if wait:
             snapshot = _wait(client, f"{BASE}/{created['snapshot_id']}",
                              ("active", "failed", "corrupted", "deleting"), timeout)
-    finally:
-        client.close()
     show(snapshot, as_json, _line(snapshot))
     if wait and snapshot["status"] != "active":
         raise typer.Exit(EXIT_NOT_COMPLETED)
@@ -80,11 +77,8 @@ def list_snapshots(tag: str | None = typer.Option(None, "--tag", "-t", help="Onl
                    server: str = ServerOption, api_key: str = ApiKeyOption,
                    as_json: bool = JsonOption) -> None:
     """List snapshots, newest first."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         found = client.get(BASE, tag=tag, page=page, size=size)
-    finally:
-        client.close()
     if as_json:
         print_json(found)
         return
@@ -99,11 +93,8 @@ def list_snapshots(tag: str | None = typer.Option(None, "--tag", "-t", help="Onl
 def show_snapshot(snapshot_id: str = typer.Argument(...), server: str = ServerOption,
                   api_key: str = ApiKeyOption, as_json: bool = JsonOption) -> None:
     """Show one snapshot and its components."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         snapshot = client.get(f"{BASE}/{snapshot_id}")
-    finally:
-        client.close()
     if as_json:
         print_json(snapshot)
         return
@@ -128,8 +119,7 @@ def restore(snapshot_id: str = typer.Argument(...),
             server: str = ServerOption, api_key: str = ApiKeyOption,
             as_json: bool = JsonOption) -> None:
     """Restore a snapshot (after a pre-restore snapshot of the current state)."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         started = client.post(f"{BASE}/{snapshot_id}/restore", {
             "components": component or None, "create_backup": not no_safety,
             "reason": reason, "remove_new_files": remove_new})
@@ -137,8 +127,6 @@ def restore(snapshot_id: str = typer.Argument(...),
         if wait:
             result = _wait(client, started["progress_url"],
                            ("completed", "failed", "cancelled"), timeout)
-    finally:
-        client.close()
     pre = started.get("pre_restore_snapshot_id")
     summary = f"restore job {started['restore_job_id']} started" + (
         f"; pre-restore snapshot {pre}" if pre else "")
@@ -156,9 +144,6 @@ def restore(snapshot_id: str = typer.Argument(...),
 def delete(snapshot_id: str = typer.Argument(...), server: str = ServerOption,
            api_key: str = ApiKeyOption, as_json: bool = JsonOption) -> None:
     """Delete a snapshot (every backup it consists of; admin)."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         deleted = client.delete(f"{BASE}/{snapshot_id}")
-    finally:
-        client.close()
     show(deleted, as_json, deleted["message"])

@@ -33,11 +33,8 @@ def status(ctx: typer.Context, server: str = ServerOption,
     if not api_key:
         raise typer.BadParameter("give --api-key or set STRONGBOX_API_KEY",
                                  param_hint="--api-key")
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         body: dict[str, Any] = client.get("/api/v1/status")
-    finally:
-        client.close()
     if as_json:
         print_json(body)
     else:
@@ -68,11 +65,8 @@ def stats(days: int = typer.Option(30, "--days", help="The window: the last N da
           server: str = ServerOption, api_key: str = ApiKeyOption,
           as_json: bool = JsonOption) -> None:
     """Success rate, durations, daily counts and storage growth over the last N days."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         body: dict[str, Any] = client.get("/api/v1/statistics/overview", days=days)
-    finally:
-        client.close()
     if as_json:
         print_json(body)
         return

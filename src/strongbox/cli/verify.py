@@ -40,8 +40,7 @@ def verify(
 ) -> None:
     """Verify a backup: checksum, metadata, completeness, decryption, decompression
     (--deep: every blob), optionally a test restore."""
-    client = ApiClient(server, api_key)
-    try:
+    with ApiClient(server, api_key) as client:
         started = client.post(f"/api/v1/backups/{backup_id}/verify",
                               {"deep_verification": deep, "test_restore": test_restore})
         if not wait:
@@ -49,8 +48,6 @@ def verify(
                  f"({started['message']})")
             return
         status = _follow(client, str(started["job_id"]), timeout)
-    finally:
-        client.close()
     raise typer.Exit(_report(status, as_json))
 
 
